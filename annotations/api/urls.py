@@ -1,0 +1,3 @@
+"""REST API URLs."""
+
+urlpatterns: list = []

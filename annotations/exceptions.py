@@ -1,0 +1,59 @@
+"""Domain exceptions raised by services and shown to users at the edge (views, API, commands)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class DomainError(Exception):
+    """Base class: the message is written for the person who can act on it."""
+
+
+@dataclass(frozen=True)
+class ImportIssue:
+    """One problem found in an import file: where it is and what was expected."""
+
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+@dataclass
+class ImportFormatError(DomainError):
+    """The file cannot be imported; nothing from it was written."""
+
+    file_name: str
+    issues: list[ImportIssue] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"{self.file_name}: import aborted, nothing was imported"
+        lines = [f"{self.file_name}: {issue}" for issue in self.issues]
+        return "\n".join([head, *lines])
+
+
+class EditConflict(DomainError):
+    """Someone else changed the label since it was loaded (optimistic locking)."""
+
+
+class InvalidLabelClass(DomainError):
+    """A class name that is not in the project's class list."""
+
+
+class InvalidRule(DomainError):
+    """A rule pattern that is invalid or could backtrack catastrophically."""
+
+
+class RunNotCancellable(DomainError):
+    """The run already ended."""
+
+
+class NothingToTrain(DomainError):
+    """Not enough labels (or classes) to train a model."""

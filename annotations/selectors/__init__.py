@@ -1,0 +1,1 @@
+"""Read queries (review queue, lists, stats). One module per concern."""

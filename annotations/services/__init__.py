@@ -1,0 +1,1 @@
+"""All writes and workflows. The only place where Django meets `modeling/`."""

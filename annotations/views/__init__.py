@@ -1,0 +1,1 @@
+"""Server-rendered web views; thin: authorize, validate, call one service or selector, render."""

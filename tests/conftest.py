@@ -1,0 +1,41 @@
+"""Shared fixtures: the default project and one persona per role (explicit, never autouse)."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotations.models import DEFAULT_PROJECT_NAME, Project
+from annotations.roles import Role
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def project(db) -> Project:
+    """The default project created by the data migration (DrugBank DDI, two classes)."""
+    return Project.objects.get(name=DEFAULT_PROJECT_NAME)
+
+
+@pytest.fixture
+def reviewer_rita(db):
+    return UserFactory(username="rita", role=Role.REVIEWER)
+
+
+@pytest.fixture
+def reviewer_rob(db):
+    return UserFactory(username="rob", role=Role.REVIEWER)
+
+
+@pytest.fixture
+def curator_carl(db):
+    return UserFactory(username="carl", role=Role.CURATOR)
+
+
+@pytest.fixture
+def admin_ada(db):
+    return UserFactory(username="ada", role=Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but holds no role."""
+    return UserFactory(username="oscar")

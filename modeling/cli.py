@@ -1,0 +1,211 @@
+"""Command line: ``python -m modeling train|predict|evaluate|verify-int8``.
+
+Expected errors (bad file, missing column, unknown backbone, broken model folder) print one line
+to stderr and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from itertools import tee
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from modeling.artifacts import ArtifactError
+from modeling.backbones import BackboneNotAvailable
+from modeling.checkpoints import CheckpointMismatch
+from modeling.config import TrainConfig
+from modeling.tables import InputFileError, blinded_text, iter_rows, read_labelled
+
+EXIT_USAGE = 2
+_EXPECTED_ERRORS = (InputFileError, ArtifactError, BackboneNotAvailable, CheckpointMismatch)
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, defaulting to None so unset options keep the defaults."""
+    for item in fields(TrainConfig):
+        flag = "--" + item.name.replace("_", "-")
+        default = getattr(TrainConfig(), item.name)
+        if item.name == "target_modules":
+            parser.add_argument(flag, help=f"comma-separated (default {','.join(default)})")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = type(default)
+            parser.add_argument(flag, type=kind, help=f"default {default}")
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig with the options the user set; the rest keep their defaults."""
+    values = {}
+    for item in fields(TrainConfig):
+        value = getattr(args, item.name)
+        if value is None:
+            continue
+        if item.name == "target_modules":
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        values[item.name] = value
+    return TrainConfig(**values)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of all sub-commands."""
+    parser = argparse.ArgumentParser(prog="python -m modeling", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="fine-tune a model version on a labelled CSV")
+    train.add_argument("--labels", type=Path, required=True, help="CSV with Drug 1, Drug 2, ...")
+    train.add_argument("--out", type=Path, required=True, help="model version folder to write")
+    train.add_argument("--classes", help="comma-separated class order (default: sorted labels)")
+    train.add_argument("--checkpoint-dir", type=Path, help="resumable checkpoint folder")
+    _add_config_options(train)
+    predict = commands.add_parser("predict", help="add predictions to an interaction CSV")
+    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("--input", type=Path, required=True)
+    predict.add_argument("--output", type=Path, required=True)
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--int8", action="store_true", help="int8 path if verified")
+    evaluate = commands.add_parser("evaluate", help="metrics of a model on a labelled CSV")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--labels", type=Path, required=True)
+    verify = commands.add_parser("verify-int8", help="measure and record int8/fp32 agreement")
+    verify.add_argument("--model", type=Path, required=True)
+    verify.add_argument("--input", type=Path, required=True)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train from a labelled CSV with a tqdm bar; prints the metrics JSON."""
+    from modeling.training import TrainExample, train
+
+    config = _config_from_args(args)
+    rows = read_labelled(args.labels)
+    if not rows:
+        raise InputFileError(f"{args.labels}: no rows")
+    if args.classes:
+        classes = [part.strip() for part in args.classes.split(",") if part.strip()]
+    else:
+        classes = sorted({row.label for row in rows})
+    unknown = sorted({row.label for row in rows} - set(classes))
+    if unknown:
+        raise InputFileError(f"{args.labels}: labels {unknown} are not in --classes {classes}")
+    if len(classes) < 2:
+        raise InputFileError(f"{args.labels}: needs at least 2 distinct labels, found {classes}")
+    examples = [TrainExample(row.text, row.label) for row in rows]
+    with tqdm(desc="training", unit="step", file=sys.stderr) as bar:
+
+        def on_progress(progress) -> None:
+            bar.total = progress.total_steps
+            bar.set_postfix(epoch=progress.epoch, loss=f"{progress.loss:.4f}")
+            bar.update(progress.step - bar.n)
+
+        result = train(
+            examples,
+            classes=classes,
+            config=config,
+            out_dir=args.out,
+            on_progress=on_progress,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+    print(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Stream an interaction CSV through the model into an output CSV with probabilities."""
+    from modeling.inference import Predictor
+
+    predictor = Predictor.load(args.model, quantize=args.int8)
+    # tee buffers at most one inference window of rows between the two consumers.
+    rows_for_text, rows_for_output = tee(iter_rows(args.input))
+    with args.input.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle))
+    out_columns = [*header, "predicted_label", "confidence"]
+    out_columns += [f"p_{name}" for name in predictor.classes]
+    texts = (blinded_text(row) for row in rows_for_text)
+    probabilities = predictor.predict_proba(texts, batch_size=args.batch_size)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed at the end: a failed run leaves no partial output.
+    partial = args.output.with_name(args.output.name + ".partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(out_columns)
+        for row, probs in tqdm(
+            zip(rows_for_output, probabilities, strict=True),
+            desc="predicting",
+            unit="row",
+            file=sys.stderr,
+        ):
+            top = int(np.argmax(probs))
+            writer.writerow(
+                [row.get(column, "") for column in header]
+                + [predictor.classes[top], f"{probs[top]:.6f}"]
+                + [f"{value:.6f}" for value in probs]
+            )
+    os.replace(partial, args.output)
+    return 0
+
+
+def evaluate_texts(predictor, texts: Sequence[str], labels: Sequence[str]) -> dict:
+    """Metrics of a predictor on labelled texts (accuracy, macro-F1, per class, matrix, ECE)."""
+    from modeling.metrics import classification_metrics, expected_calibration_error
+
+    index = {name: i for i, name in enumerate(predictor.classes)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise InputFileError(f"labels {unknown} are not classes of the model {predictor.classes}")
+    y_true = np.asarray([index[label] for label in labels], dtype=np.int64)
+    probs = predictor.predict_batch(list(texts))
+    metrics = classification_metrics(y_true, probs.argmax(axis=1), predictor.classes)
+    metrics["ece"] = expected_calibration_error(probs, y_true)
+    metrics["n"] = len(y_true)
+    return metrics
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Print the metrics of a model version on a labelled CSV as JSON."""
+    from modeling.inference import Predictor
+
+    predictor = Predictor.load(args.model)
+    rows = read_labelled(args.labels)
+    metrics = evaluate_texts(predictor, [r.text for r in rows], [r.label for r in rows])
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def run_verify_int8(args: argparse.Namespace) -> int:
+    """Measure int8 agreement on an interaction CSV and record it in model.json."""
+    from modeling.quantization import measure_int8_agreement
+
+    texts = [blinded_text(row) for row in iter_rows(args.input)]
+    print(json.dumps(measure_int8_agreement(args.model, texts), indent=2))
+    return 0
+
+
+_COMMANDS = {
+    "train": run_train,
+    "predict": run_predict,
+    "evaluate": run_evaluate,
+    "verify-int8": run_verify_int8,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run one command, turn expected errors into a message and exit code 2."""
+    args = _build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except _EXPECTED_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        # TrainConfig and train() raise ValueError for invalid settings or labels.
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE

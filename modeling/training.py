@@ -1,0 +1,280 @@
+"""LoRA fine-tuning of a backbone classifier on blinded texts, with calibration and early stopping.
+
+The loop reads top to bottom: split -> build -> for each epoch (shuffle, steps, validate, early
+stop) -> restore the best weights -> fit temperature -> metrics -> save the model version.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from modeling.artifacts import data_fingerprint, save_model_version
+from modeling.calibration import fit_temperature, softmax_with_temperature
+from modeling.checkpoints import LoopState, load_checkpoint, save_checkpoint
+from modeling.classifier import (
+    MeanPoolClassifier,
+    build_classifier,
+    load_trainable_state,
+    trainable_state,
+)
+from modeling.config import TrainConfig
+from modeling.encoding import encode, pad_batch, pad_id_of
+from modeling.metrics import classification_metrics, expected_calibration_error
+from modeling.splitting import stratified_split
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One labelled training text; ``text`` is already blinded."""
+
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Reported after every optimisation step (epochs and steps count from 1)."""
+
+    epoch: int
+    step: int
+    total_steps: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the model version was written and its validation metrics."""
+
+    artifact_dir: Path
+    metrics: dict
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+
+
+@contextmanager
+def deterministic_torch(seed: int) -> Iterator[None]:
+    """Seed torch and demand deterministic kernels inside; restores the caller's RNG and mode."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def validate_examples(examples: Sequence[TrainExample], classes: Sequence[str]) -> list[str]:
+    """The class list, checked: >= 2 distinct names, every example label among them."""
+    classes = list(classes)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be >= 2 distinct names, got {classes}")
+    if not examples:
+        raise ValueError("no training examples")
+    unknown = sorted({e.label for e in examples} - set(classes))
+    if unknown:
+        raise ValueError(f"labels not in classes {classes}: {unknown}")
+    return classes
+
+
+def class_weights(label_ids: Sequence[int], num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights n / (k * count) over the k present classes; absent ones get 1."""
+    counts = np.bincount(np.asarray(label_ids, dtype=np.int64), minlength=num_classes)
+    present = max(int((counts > 0).sum()), 1)
+    weights = np.ones(num_classes, dtype=np.float32)
+    mask = counts > 0
+    weights[mask] = len(label_ids) / (present * counts[mask])
+    return torch.as_tensor(weights)
+
+
+def predict_logits(
+    model: MeanPoolClassifier, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int
+) -> np.ndarray:
+    """Logits (n, C) in eval mode; puts the model back in train mode afterwards."""
+    model.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(sequences), batch_size):
+            input_ids, mask = pad_batch(sequences[start : start + batch_size], pad_id)
+            chunks.append(model(input_ids, mask).float().numpy())
+    model.train()
+    if not chunks:
+        return np.zeros((0, model.head.out_features), dtype=np.float32)
+    return np.concatenate(chunks)
+
+
+def build_optimizer(model: MeanPoolClassifier, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable (LoRA + head) parameters only."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """Shuffled order for one epoch, a pure function of (seed, epoch): resuming needs no RNG."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def evaluate_epoch(
+    model: MeanPoolClassifier,
+    state: LoopState,
+    val: Sequence[Sequence[int]],
+    val_y: np.ndarray,
+    pad_id: int,
+    batch_size: int,
+) -> LoopState:
+    """Validate after an epoch and update best weights / patience bookkeeping."""
+    epochs_run = state.epoch + 1
+    if len(val_y) == 0:
+        return replace(
+            state, epochs_run=epochs_run, best_epoch=epochs_run, best_state=trainable_state(model)
+        )
+    logits = predict_logits(model, val, pad_id, batch_size)
+    loss = float(F.cross_entropy(torch.as_tensor(logits), torch.as_tensor(val_y)).item())
+    f1 = classification_metrics(val_y, logits.argmax(axis=1), range(logits.shape[1]))["macro_f1"]
+    # Ties on macro-F1 are common on small validation sets; a lower loss then still counts.
+    improved = f1 > state.best_f1 + 1e-9 or (
+        abs(f1 - state.best_f1) <= 1e-9 and loss < state.best_loss - 1e-4
+    )
+    if improved:
+        return replace(
+            state,
+            epochs_run=epochs_run,
+            best_f1=f1,
+            best_loss=loss,
+            best_epoch=epochs_run,
+            stale_epochs=0,
+            best_state=trainable_state(model),
+        )
+    return replace(state, epochs_run=epochs_run, stale_epochs=state.stale_epochs + 1)
+
+
+def final_metrics(
+    model: MeanPoolClassifier,
+    sequences: Sequence[Sequence[int]],
+    y: np.ndarray,
+    classes: list[str],
+    pad_id: int,
+    batch_size: int,
+) -> tuple[float, dict]:
+    """Fit the temperature on these (validation) texts and compute the reported metrics."""
+    logits = predict_logits(model, sequences, pad_id, batch_size)
+    temperature = fit_temperature(logits, y)
+    before = softmax_with_temperature(logits, 1.0)
+    after = softmax_with_temperature(logits, temperature)
+    metrics = classification_metrics(y, after.argmax(axis=1), classes)
+    metrics["ece_before"] = expected_calibration_error(before, y)
+    metrics["ece_after"] = expected_calibration_error(after, y)
+    metrics["temperature"] = temperature
+    return temperature, metrics
+
+
+def train(
+    examples: Sequence[TrainExample],
+    *,
+    classes: Sequence[str],
+    config: TrainConfig,
+    out_dir: Path,
+    on_progress: ProgressCallback | None = None,
+    checkpoint_dir: Path | None = None,
+) -> TrainResult:
+    """Fine-tune, calibrate and save a model version to ``out_dir``; returns its metrics.
+
+    Side effects: writes the model version folder and, with ``checkpoint_dir`` and
+    ``config.checkpoint_every_steps > 0``, a checkpoint there. Safe to run twice: a second call
+    with the same checkpoint_dir resumes and reaches the same weights.
+    """
+    started = time.perf_counter()
+    classes = validate_examples(examples, classes)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = np.asarray([index[e.label] for e in examples], dtype=np.int64)
+    fingerprint = data_fingerprint((e.text, e.label) for e in examples)
+    train_idx, val_idx = stratified_split(labels.tolist(), config.validation_fraction, config.seed)
+    with deterministic_torch(config.seed):
+        tokenizer, model = build_classifier(config, len(classes))
+        pad_id = pad_id_of(tokenizer)
+        sequences = encode(tokenizer, [e.text for e in examples], config.max_length)
+        train_seqs = [sequences[i] for i in train_idx]
+        train_y = labels[train_idx]
+        val_seqs = [sequences[i] for i in val_idx]
+        val_y = labels[val_idx]
+        weights = class_weights(train_y.tolist(), len(classes)) if config.class_weighting else None
+        steps_per_epoch = math.ceil(len(train_seqs) / config.batch_size)
+        total_steps = steps_per_epoch * config.epochs
+        optimizer = build_optimizer(model, config)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(config.warmup_fraction * total_steps), total_steps
+        )
+        state = LoopState()
+        checkpointing = checkpoint_dir is not None and config.checkpoint_every_steps > 0
+        run_identity = {"config": config.to_dict(), "classes": classes, "data": fingerprint}
+        if checkpointing:
+            resumed = load_checkpoint(
+                Path(checkpoint_dir), run_identity, model, optimizer, scheduler
+            )
+            state = resumed if resumed is not None else state
+        model.train()
+        while state.epoch < config.epochs:
+            order = epoch_order(len(train_seqs), config.seed, state.epoch)
+            batches = [
+                order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)
+            ]
+            for batch in batches[state.batches_done :]:
+                input_ids, mask = pad_batch([train_seqs[i] for i in batch], pad_id)
+                loss = F.cross_entropy(
+                    model(input_ids, mask), torch.as_tensor(train_y[batch]), weight=weights
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                state = replace(state, step=state.step + 1, batches_done=state.batches_done + 1)
+                if on_progress is not None:
+                    on_progress(
+                        TrainProgress(state.epoch + 1, state.step, total_steps, float(loss.item()))
+                    )
+                if checkpointing and state.step % config.checkpoint_every_steps == 0:
+                    save_checkpoint(
+                        Path(checkpoint_dir), run_identity, state, model, optimizer, scheduler
+                    )
+            state = evaluate_epoch(model, state, val_seqs, val_y, pad_id, config.batch_size)
+            patience = config.early_stopping_patience  # 0 = never stop early
+            stop = len(val_y) > 0 and patience > 0 and state.stale_epochs >= patience
+            state = replace(state, epoch=state.epoch + 1, batches_done=0)
+            if stop:
+                break
+        load_trainable_state(model, state.best_state)
+        # Without a validation split, calibrate and report on the training texts (flagged).
+        eval_seqs, eval_y = (val_seqs, val_y) if len(val_y) else (train_seqs, train_y)
+        temperature, metrics = final_metrics(
+            model, eval_seqs, eval_y, classes, pad_id, config.batch_size
+        )
+        metrics.update(
+            n_train=len(train_seqs),
+            n_val=len(val_seqs),
+            epochs_run=state.epochs_run,
+            best_epoch=state.best_epoch,
+            evaluated_on="validation" if len(val_y) else "train",
+            train_seconds=round(time.perf_counter() - started, 3),
+        )
+        save_model_version(
+            Path(out_dir),
+            state=state.best_state,
+            classes=classes,
+            temperature=temperature,
+            config=config,
+            metrics=metrics,
+            fingerprint=fingerprint,
+        )
+    return TrainResult(artifact_dir=Path(out_dir), metrics=metrics)

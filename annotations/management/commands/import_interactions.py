@@ -1,0 +1,86 @@
+"""manage.py import_interactions FILE [--project NAME] [--label-column label]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotations.exceptions import ImportFormatError
+from annotations.models import DEFAULT_PROJECT_NAME, Label, Project
+from annotations.services.importing import ColumnMapping, import_interactions
+
+
+class Command(BaseCommand):
+    help = (
+        "Import interactions from a CSV, TSV or JSONL file (all-or-nothing; re-importing adds "
+        "nothing). Columns: 'Drug 1', 'Drug 2', 'Interaction Description' (+ an optional label "
+        "column)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--project", default=DEFAULT_PROJECT_NAME)
+        parser.add_argument("--label-column", default=None, help="column holding seed labels")
+        parser.add_argument(
+            "--label-source",
+            choices=[Label.Source.SEED, Label.Source.IMPORT],
+            default=Label.Source.SEED,
+        )
+        parser.add_argument("--drug-a-column", default="Drug 1")
+        parser.add_argument("--drug-b-column", default="Drug 2")
+        parser.add_argument("--description-column", default="Interaction Description")
+        parser.add_argument("--create-project", action="store_true", help="create it if missing")
+        parser.add_argument(
+            "--classes", default=None, help="comma-separated classes for --create-project"
+        )
+
+    def handle(self, *args, **options):
+        project = self._project(options)
+        mapping = ColumnMapping(
+            drug_a=options["drug_a_column"],
+            drug_b=options["drug_b_column"],
+            description=options["description_column"],
+            label=options["label_column"],
+        )
+        path: Path = options["file"]
+        total = path.stat().st_size if path.is_file() else 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=None) as bar:
+
+            def progress(rows: int, done: int, _total: int) -> None:
+                bar.update(done - bar.n)
+                bar.set_postfix(rows=rows)
+
+            try:
+                outcome = import_interactions(
+                    project=project,
+                    path=path,
+                    mapping=mapping,
+                    label_source=options["label_source"],
+                    on_progress=progress,
+                )
+            except ImportFormatError as exc:
+                raise CommandError(str(exc)) from None
+        job = outcome.job
+        if outcome.already_imported:
+            self.stdout.write(f"{path.name} was already imported (#{job.pk}); nothing added.")
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {path.name} into {project.name!r}: {job.rows_read} rows read, "
+                f"{job.interactions_created} new interactions, {job.labels_created} new labels."
+            )
+        )
+
+    def _project(self, options) -> Project:
+        name = options["project"]
+        project = Project.objects.filter(name=name).first()
+        if project is not None:
+            return project
+        if not options["create_project"]:
+            raise CommandError(f"no project named {name!r}; add --create-project to create it")
+        classes = [c.strip() for c in (options["classes"] or "").split(",") if c.strip()]
+        if options["classes"] is not None and len(set(classes)) < 2:
+            raise CommandError("--classes needs at least two distinct class names")
+        return Project.objects.create(name=name, **({"label_classes": classes} if classes else {}))

@@ -1,0 +1,395 @@
+"""Import interactions (and optional seed labels) from CSV, TSV or JSONL files.
+
+Policy (documented in the README): an import is all-or-nothing. Every row is validated; if any
+row is bad, the import is aborted with a report of up to MAX_REPORTED_ISSUES problems (line,
+column, what was expected) and no row of the file stays in the database. Re-importing a file
+already imported (same sha256) is a no-op; a row whose text already exists in the project is
+skipped, so overlapping files add only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotations.exceptions import ImportFormatError, ImportIssue
+from annotations.models import ImportJob, Interaction, Label, LabelEvent, Project
+from annotations.services import parsing
+from modeling.blinding import blind, mentions
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORTED_ISSUES = 20
+ProgressCallback = Callable[[int, int, int], None]  # (rows_read, bytes_read, bytes_total)
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which header names hold which field. Matching ignores case, spaces and underscores."""
+
+    drug_a: str = "Drug 1"
+    drug_b: str = "Drug 2"
+    description: str = "Interaction Description"
+    label: str | None = None
+    external_id_a: str | None = "drug1_id"
+    external_id_b: str | None = "drug2_id"
+    split: str | None = "split"
+    aliases: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "drug_a": ("drug_a", "drug a", "drug1"),
+            "drug_b": ("drug_b", "drug b", "drug2"),
+            "description": ("description", "interaction", "text", "sentence"),
+        }
+    )
+
+    REQUIRED = ("drug_a", "drug_b", "description")
+    OPTIONAL = ("external_id_a", "external_id_b", "split")
+
+
+@dataclass
+class ImportOutcome:
+    """What an import did; `job` is the ImportJob row (new or the earlier identical one)."""
+
+    job: ImportJob
+    already_imported: bool = False
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_]+", "", name.strip().lower())
+
+
+def content_hash(drug_a: str, drug_b: str, description: str) -> str:
+    """Idempotency key of an interaction: the exact text of its three fields."""
+    return hashlib.sha256("\x1f".join((drug_a, drug_b, description)).encode()).hexdigest()
+
+
+def pattern_hash(blinded_text: str) -> str:
+    """Groups interactions that share one sentence pattern once the drugs are blinded."""
+    return hashlib.sha256(blinded_text.encode()).hexdigest()
+
+
+def resolve_columns(
+    header: list[str], mapping: ColumnMapping, *, file_name: str, delimiter: str | None
+) -> dict[str, str]:
+    """Map each field to the file's header name, or raise naming what is missing."""
+    by_norm = {_norm(name): name for name in header}
+    resolved: dict[str, str] = {}
+    missing: list[str] = []
+    wanted = [*ColumnMapping.REQUIRED, *(("label",) if mapping.label else ())]
+    for key in wanted:
+        expected = getattr(mapping, key)
+        candidates = [expected, *mapping.aliases.get(key, ())]
+        found = next((by_norm[_norm(c)] for c in candidates if _norm(c) in by_norm), None)
+        if found is None:
+            missing.append(expected)
+        else:
+            resolved[key] = found
+    unused = [name for name in header if name not in resolved.values()]
+    issues = [
+        ImportIssue(1, expected, _missing_column_message(expected, header, unused, delimiter))
+        for expected in missing
+    ]
+    for key in ColumnMapping.OPTIONAL:
+        expected = getattr(mapping, key)
+        if expected and _norm(expected) in by_norm:
+            resolved[key] = by_norm[_norm(expected)]
+    if issues:
+        raise ImportFormatError(file_name, issues)
+    return resolved
+
+
+def _missing_column_message(
+    expected: str, header: list[str], unused: list[str], delimiter: str | None
+) -> str:
+    message = f"missing column; found columns: {', '.join(repr(h) for h in header) or 'none'}"
+    close = get_close_matches(expected, unused, n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    if delimiter and len(header) == 1:
+        for other, name in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
+            if other != delimiter and other in header[0]:
+                expected_name = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
+                message += (
+                    f"; the header looks {name}-separated"
+                    f" but a {expected_name}-separated file was expected"
+                )
+                break
+    return message
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_interactions(
+    *,
+    project: Project,
+    path: Path,
+    mapping: ColumnMapping | None = None,
+    label_source: str = Label.Source.SEED,
+    user=None,
+    on_progress: ProgressCallback | None = None,
+) -> ImportOutcome:
+    """Import a file into `project`, all-or-nothing. Safe to run twice (the second adds nothing).
+
+    Side effects: creates Interaction rows, Label rows (+ LabelEvent history) for a label column,
+    and one ImportJob row. Raises ImportFormatError (nothing written but a failed ImportJob).
+    """
+    mapping = mapping or ColumnMapping()
+    path = Path(path)
+    file_name = path.name
+    if not path.is_file():
+        raise ImportFormatError(file_name, [ImportIssue(None, None, f"no such file: {path}")])
+    sha256 = _file_sha256(path)
+    earlier = ImportJob.objects.filter(
+        project=project, sha256=sha256, state=ImportJob.State.SUCCEEDED
+    ).first()
+    if earlier is not None:
+        return ImportOutcome(job=earlier, already_imported=True)
+
+    job = ImportJob.objects.create(
+        project=project, file_name=file_name, sha256=sha256, file_format="?", created_by=user
+    )
+    try:
+        with transaction.atomic():
+            _import_rows(
+                job=job,
+                path=path,
+                mapping=mapping,
+                label_source=label_source,
+                user=user,
+                on_progress=on_progress,
+            )
+    except ImportFormatError as exc:
+        ImportJob.objects.filter(pk=job.pk).update(
+            state=ImportJob.State.FAILED,
+            errors=[str(issue) for issue in exc.issues],
+            interactions_created=0,
+            labels_created=0,
+            finished_at=timezone.now(),
+        )
+        raise
+    job.refresh_from_db()
+    return ImportOutcome(job=job)
+
+
+def _import_rows(
+    *, job: ImportJob, path: Path, mapping: ColumnMapping, label_source: str, user, on_progress
+) -> None:
+    file_name = path.name
+    total_bytes = path.stat().st_size
+    with path.open("rb") as raw:
+        head = raw.read(8192)
+        encoding = parsing.check_not_binary(file_name, head)
+        file_format = parsing.detect_format(path, head)
+        raw.seek(0)
+        max_field = settings.DDI_MAX_FIELD_BYTES
+        lines = parsing.LineReader(
+            raw, file_name=file_name, encoding=encoding, max_line_chars=4 * max_field
+        )
+        if file_format == "jsonl":
+            header, rows = parsing.read_jsonl(lines, file_name=file_name, max_field_chars=max_field)
+            delimiter = None
+        else:
+            delimiter = "\t" if file_format == "tsv" else ","
+            header, rows = parsing.read_delimited(
+                lines, file_name=file_name, delimiter=delimiter, max_field_chars=max_field
+            )
+        columns = resolve_columns(header, mapping, file_name=file_name, delimiter=delimiter)
+        writer = _BatchWriter(job=job, label_source=label_source, user=user)
+        issues: list[ImportIssue] = []
+        rows_read = 0
+        for item in _validated(rows, columns, job.project):
+            if isinstance(item, ImportIssue):
+                issues.append(item)
+                if len(issues) >= MAX_REPORTED_ISSUES:
+                    break
+                continue
+            rows_read += 1
+            if not issues:  # after the first problem, only validate: nothing will be kept
+                writer.add(item)
+            if on_progress and rows_read % 1000 == 0:
+                on_progress(rows_read, raw.tell(), total_bytes)
+        if issues:
+            raise ImportFormatError(file_name, issues)
+        if rows_read == 0:
+            raise ImportFormatError(
+                file_name, [ImportIssue(None, None, "the file has a header but no data rows")]
+            )
+        writer.flush()
+        if on_progress:
+            on_progress(rows_read, total_bytes, total_bytes)
+    ImportJob.objects.filter(pk=job.pk).update(
+        state=ImportJob.State.SUCCEEDED,
+        file_format=file_format,
+        rows_read=rows_read,
+        interactions_created=Interaction.objects.filter(import_job=job).count(),
+        labels_created=writer.labels_created,
+        finished_at=timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    drug_a: str
+    drug_b: str
+    description: str
+    label: str | None
+    external_id_a: str
+    external_id_b: str
+    split: str
+
+
+def _validated(
+    rows: Iterator, columns: dict[str, str], project: Project
+) -> Iterator[_Row | ImportIssue]:
+    """Check each record; yield a clean _Row or one ImportIssue per problem."""
+    classes = {name.casefold(): name for name in project.label_classes}
+    for record in rows:
+        if isinstance(record, ImportIssue):
+            yield record
+            continue
+        fields = record.fields
+        values = {key: (fields.get(name) or "").strip() for key, name in columns.items()}
+        problem = _row_problem(record.line, values, columns, classes)
+        if problem is not None:
+            yield problem
+            continue
+        label = values.get("label") or None
+        yield _Row(
+            line=record.line,
+            drug_a=values["drug_a"],
+            drug_b=values["drug_b"],
+            description=values["description"],
+            label=classes[label.casefold()] if label else None,
+            external_id_a=values.get("external_id_a", "")[:100],
+            external_id_b=values.get("external_id_b", "")[:100],
+            split=values.get("split", "")[:20],
+        )
+
+
+def _row_problem(
+    line: int, values: dict[str, str], columns: dict[str, str], classes: dict[str, str]
+) -> ImportIssue | None:
+    for key in ("drug_a", "drug_b"):
+        if not values[key]:
+            return ImportIssue(line, columns[key], "empty drug name")
+        if len(values[key]) > 500:
+            return ImportIssue(line, columns[key], "drug name longer than 500 characters")
+    if not values["description"]:
+        return ImportIssue(line, columns["description"], "empty description")
+    spans_a, spans_b = mentions(values["description"], values["drug_a"], values["drug_b"])
+    if not spans_a and not spans_b:
+        return ImportIssue(
+            line,
+            columns["description"],
+            f"the description names neither {values['drug_a']!r} nor {values['drug_b']!r}",
+        )
+    label = values.get("label")
+    if label and label.casefold() not in classes:
+        expected = ", ".join(classes.values())
+        return ImportIssue(
+            line, columns["label"], f"unknown class {label!r}; expected one of {expected}"
+        )
+    return None
+
+
+class _BatchWriter:
+    """Buffers rows and writes them with bulk inserts that skip rows already present."""
+
+    def __init__(self, *, job: ImportJob, label_source: str, user):
+        self.job = job
+        self.label_source = label_source
+        self.user = user
+        self.batch_size = settings.DDI_IMPORT_BATCH_SIZE
+        self.buffer: list[_Row] = []
+        self.labels_created = 0
+
+    def add(self, row: _Row) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        project = self.job.project
+        objects = []
+        for row in self.buffer:
+            blinded = blind(row.description, row.drug_a, row.drug_b)
+            objects.append(
+                Interaction(
+                    project=project,
+                    drug_a=row.drug_a,
+                    drug_b=row.drug_b,
+                    description=row.description,
+                    blinded_text=blinded,
+                    pattern_hash=pattern_hash(blinded),
+                    content_hash=content_hash(row.drug_a, row.drug_b, row.description),
+                    source_file=self.job.file_name,
+                    source_line=row.line,
+                    external_id_a=row.external_id_a,
+                    external_id_b=row.external_id_b,
+                    split=row.split,
+                    import_job=self.job,
+                )
+            )
+        Interaction.objects.bulk_create(objects, ignore_conflicts=True)
+        labeled = {
+            obj.content_hash: row.label
+            for obj, row in zip(objects, self.buffer, strict=True)
+            if row.label
+        }
+        if labeled:
+            self._write_labels(labeled)
+        self.buffer = []
+
+    def _write_labels(self, labeled: dict[str, str]) -> None:
+        """Label rows that have none yet; an existing label (e.g. a review) is never overwritten."""
+        ids = dict(
+            Interaction.objects.filter(
+                project=self.job.project, content_hash__in=list(labeled)
+            ).values_list("content_hash", "id")
+        )
+        taken = set(
+            Label.objects.filter(interaction_id__in=ids.values()).values_list(
+                "interaction_id", flat=True
+            )
+        )
+        new = [(ids[h], cls) for h, cls in labeled.items() if ids[h] not in taken]
+        Label.objects.bulk_create(
+            [
+                Label(interaction_id=i, label_class=cls, source=self.label_source, author=self.user)
+                for i, cls in new
+            ]
+        )
+        LabelEvent.objects.bulk_create(
+            [
+                LabelEvent(
+                    interaction_id=i,
+                    actor=self.user,
+                    action=LabelEvent.Action.CREATE,
+                    source=self.label_source,
+                    new_class=cls,
+                    new_status=Label.Status.LABELED,
+                    note=f"imported from {self.job.file_name}",
+                    version=1,
+                )
+                for i, cls in new
+            ]
+        )
+        self.labels_created += len(new)

@@ -1,0 +1,53 @@
+# ddi-curate: two commands for a fresh machine with Python 3.11+ -> `make run`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format chaos bench install clean-var
+
+# Creating the venv is a file target, so a second `make run` reuses it.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch pulls gigabytes of CUDA packages.
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py setup_demo
+	@echo ""
+	@echo "ddi-curate is starting at http://$(HOST):$(PORT)/  (worker log: var/worker.log; Ctrl-C stops both)"
+	@echo ""
+	$(PY) -m celery -A ddi_site worker -B -Q default,training,inference -c 1 -l INFO \
+		--schedule var/celerybeat-schedule --logfile var/worker.log & WORKER=$$!; \
+	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install lint
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Long fault-injection runs (the short variants are part of `make test`).
+chaos: install
+	DDI_CHAOS_LONG=1 $(PY) -m pytest -m chaos
+
+bench: install
+	$(PY) bench/train.py
+	$(PY) bench/inference.py
+	$(PY) bench/pseudolabel.py
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,155 @@
+"""Streaming read of final labels: one SQL pass (keyset by id), rules applied per row.
+
+Each batch is one query: Interaction LEFT JOIN Label LEFT JOIN auth_user LEFT JOIN the active
+model version's Prediction (a FilteredRelation, so still one row per interaction). Batches are
+keyset-paginated by id (``id > last ORDER BY id LIMIT n``), which keeps memory flat, needs no
+server-side cursor (so it also works inside a StreamingHttpResponse, outside the view's
+transaction) and gives a stable order: same data, same row sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.db.models import FilteredRelation, Q
+
+from annotations.models import Interaction, Label, ModelVersion, Project
+from annotations.services.final_labels import (
+    SOURCES,
+    FinalLabelRow,
+    SourceRow,
+    resolve_final_label,
+)
+from annotations.services.rules import RuleMatcher, get_rule_matcher
+
+BATCH_SIZE = 2000
+
+_COLUMNS = (
+    "id",
+    "drug_a",
+    "drug_b",
+    "description",
+    "blinded_text",
+    "pattern_hash",
+    "label__label_class",
+    "label__status",
+    "label__source",
+    "label__author__username",
+    "label__updated_at",
+)
+_PREDICTION_COLUMNS = (
+    "active_prediction__predicted_class",
+    "active_prediction__confidence",
+    "active_prediction__probabilities",
+)
+
+
+@dataclass(frozen=True)
+class FinalLabelFilters:
+    """Export filters. min_confidence applies to model-sourced rows only (the other sources are
+    human or rule decisions, they carry no confidence)."""
+
+    min_confidence: float | None = None
+    sources: frozenset[str] | None = None
+    reviewed_only: bool = False
+    classes: frozenset[str] | None = None
+
+    def accepts(self, row: FinalLabelRow) -> bool:
+        if self.sources is not None and row.source not in self.sources:
+            return False
+        if self.classes is not None and row.final_label not in self.classes:
+            return False
+        if self.reviewed_only and row.source != "review":
+            return False
+        return not (
+            self.min_confidence is not None
+            and row.source == "model"
+            and (row.confidence is None or row.confidence < self.min_confidence)
+        )
+
+    def as_dict(self) -> dict:
+        """A JSON-ready, order-stable description (used in the dataset card)."""
+        return {
+            "min_confidence": self.min_confidence,
+            "sources": sorted(self.sources) if self.sources is not None else None,
+            "reviewed_only": self.reviewed_only,
+            "classes": sorted(self.classes) if self.classes is not None else None,
+        }
+
+
+@dataclass
+class FinalLabelStats:
+    """Counts gathered while streaming (fed into the dataset card)."""
+
+    rows: int = 0
+    scanned: int = 0
+    unlabeled: int = 0
+    filtered_out: int = 0
+    flagged_unclear: int = 0
+    by_source: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    by_class: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: FinalLabelRow) -> None:
+        self.rows += 1
+        self.by_source[row.source] += 1
+        self.by_class[row.final_label] = self.by_class.get(row.final_label, 0) + 1
+        self.flagged_unclear += row.flagged_unclear
+
+
+def get_active_model_version(*, project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, is_active=True).first()
+
+
+def _base_queryset(project: Project, model_version: ModelVersion | None, filters):
+    qs = Interaction.objects.filter(project=project)
+    if filters.reviewed_only or (filters.sources is not None and filters.sources <= {"review"}):
+        qs = qs.filter(label__source=Label.Source.REVIEW, label__status=Label.Status.LABELED)
+    if model_version is None:
+        return qs.values_list(*_COLUMNS)
+    return qs.annotate(
+        active_prediction=FilteredRelation(
+            "predictions", condition=Q(predictions__model_version=model_version)
+        )
+    ).values_list(*_COLUMNS, *_PREDICTION_COLUMNS)
+
+
+def iter_final_labels(
+    *,
+    project: Project,
+    filters: FinalLabelFilters | None = None,
+    model_version: ModelVersion | None = None,
+    matcher: RuleMatcher | None = None,
+    stats: FinalLabelStats | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Iterator[FinalLabelRow]:
+    """Yield the project's final-labeled rows in id order, filtered. Read-only.
+
+    model_version defaults to the project's active version; matcher to its active rules.
+    `stats`, when given, is updated as rows stream (so it is complete once the iterator ends).
+    """
+    filters = filters or FinalLabelFilters()
+    if model_version is None:
+        model_version = get_active_model_version(project=project)
+    matcher = matcher if matcher is not None else get_rule_matcher(project=project)
+    stats = stats if stats is not None else FinalLabelStats()
+    number = model_version.number if model_version else None
+    queryset = _base_queryset(project, model_version, filters)
+    last_id = 0
+    while True:
+        batch = list(queryset.filter(id__gt=last_id).order_by("id")[:batch_size])
+        if not batch:
+            return
+        last_id = batch[-1][0]
+        for values in batch:
+            prediction = values[11:14] if len(values) > 11 else (None, None, None)
+            source_row = SourceRow(*values[:11], *prediction, number)
+            stats.scanned += 1
+            row = resolve_final_label(source_row, matcher)
+            if row is None:
+                stats.unlabeled += 1
+            elif filters.accepts(row):
+                stats.add(row)
+                yield row
+            else:
+                stats.filtered_out += 1

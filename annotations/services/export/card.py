@@ -1,0 +1,175 @@
+"""The dataset card: what an export contains and how it was made (JSON and Markdown).
+
+Reproducible like the data: the card's date is `data_as_of`, the latest change to anything the
+export reads (interactions, labels, rules, the model version), not the time it was generated.
+Exporting unchanged data twice gives byte-identical cards.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from django.db.models import Max
+
+from annotations.models import Interaction, Label, ModelVersion, Project, Rule
+from annotations.selectors.final_labels import FinalLabelFilters, FinalLabelStats
+from annotations.services.export.writers import columns_for
+
+RESOLUTION_ORDER = [
+    "review: a reviewer's label (status labeled)",
+    "seed: a seed or imported label",
+    "rule: the highest-priority active rule that matches",
+    "model: the active model version's prediction",
+]
+COLUMN_DOCS = {
+    "interaction_id": "id of the interaction in ddi-curate",
+    "final_label": "the resolved class",
+    "source": "review | seed | rule | model (see resolution_order)",
+    "confidence": "the model's top-class probability (when the model version predicted the row)",
+    "model_version": "number of the model version whose probabilities are given",
+    "rule_id": "id of the rule that decided the label (source=rule)",
+    "reviewer": "username of the reviewer (review labels and unclear flags)",
+    "reviewed_at": "time of the review (UTC, ISO 8601)",
+    "flagged_unclear": "a reviewer flagged the row unclear; it fell through to rule/model",
+    "p_<class>": "the model's calibrated probability of each class",
+}
+
+
+def data_as_of(*, project: Project, model_version: ModelVersion | None) -> datetime | None:
+    """The latest change to the data an export of `project` reads."""
+    stamps = [
+        Interaction.objects.filter(project=project).aggregate(t=Max("created_at"))["t"],
+        Label.objects.filter(interaction__project=project).aggregate(t=Max("updated_at"))["t"],
+        Rule.objects.filter(project=project).aggregate(t=Max("updated_at"))["t"],
+    ]
+    if model_version is not None:
+        stamps += [model_version.created_at, model_version.promoted_at]
+    stamps = [s for s in stamps if s is not None]
+    return max(stamps) if stamps else None
+
+
+def build_card(
+    *,
+    project: Project,
+    filters: FinalLabelFilters,
+    stats: FinalLabelStats,
+    model_version: ModelVersion | None,
+    export_format: str | None = None,
+) -> dict:
+    """The card as a JSON-ready dict (stable key order). Read-only."""
+    as_of = data_as_of(project=project, model_version=model_version)
+    rules = Rule.objects.filter(project=project, is_active=True).order_by("-priority", "id")
+    total = stats.rows or 1
+    return {
+        "project": project.name,
+        "format": export_format,
+        "data_as_of": as_of.astimezone(UTC).isoformat() if as_of else None,
+        "rows": stats.rows,
+        "classes": list(project.label_classes),
+        "class_balance": {
+            name: {
+                "count": stats.by_class.get(name, 0),
+                "fraction": round(stats.by_class.get(name, 0) / total, 6),
+            }
+            for name in project.label_classes
+        },
+        "sources": dict(stats.by_source),
+        "flagged_unclear": stats.flagged_unclear,
+        "excluded": {"unlabeled": stats.unlabeled, "by_filters": stats.filtered_out},
+        "filters": filters.as_dict(),
+        "resolution_order": RESOLUTION_ORDER,
+        "model_version": None
+        if model_version is None
+        else {
+            "number": model_version.number,
+            "backbone": model_version.backbone,
+            "metrics": model_version.metrics,
+            "n_train_examples": model_version.n_train_examples,
+            "trained_at": model_version.created_at.astimezone(UTC).isoformat(),
+        },
+        "rules": [
+            {
+                "id": r.id,
+                "name": r.name,
+                "kind": r.kind,
+                "field": r.field,
+                "pattern": r.pattern,
+                "label_class": r.label_class,
+                "priority": r.priority,
+            }
+            for r in rules
+        ],
+        "columns": columns_for(project.label_classes),
+        "column_docs": COLUMN_DOCS,
+    }
+
+
+def card_json(card: dict) -> str:
+    return json.dumps(card, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _md(text: object) -> str:
+    # Card values come from users (project, rule names, patterns): keep them inert in Markdown.
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def card_markdown(card: dict) -> str:
+    """Render the card as Markdown."""
+    lines = [
+        f"# Dataset card: {_md(card['project'])}",
+        "",
+        f"- Rows: {card['rows']}",
+        f"- Data as of: {card['data_as_of'] or 'n/a'}",
+        f"- Format: {card['format'] or 'any'}",
+        f"- Flagged unclear by a reviewer: {card['flagged_unclear']}",
+        f"- Excluded: {card['excluded']['unlabeled']} without any label, "
+        f"{card['excluded']['by_filters']} by the filters",
+        "",
+        "## Class balance",
+        "",
+        "| class | rows | fraction |",
+        "|---|---:|---:|",
+        *(
+            f"| {_md(name)} | {v['count']} | {v['fraction']:.4f} |"
+            for name, v in card["class_balance"].items()
+        ),
+        "",
+        "## Sources",
+        "",
+        "| source | rows |",
+        "|---|---:|",
+        *(f"| {name} | {count} |" for name, count in card["sources"].items()),
+        "",
+        "Resolution order (first that applies wins):",
+        "",
+        *(f"{i}. {step}" for i, step in enumerate(card["resolution_order"], 1)),
+        "",
+        "## Filters",
+        "",
+        *(f"- {name}: {_md(value)}" for name, value in card["filters"].items()),
+        "",
+        "## Model version",
+        "",
+    ]
+    mv = card["model_version"]
+    if mv is None:
+        lines.append("No active model version.")
+    else:
+        lines += [
+            f"- Number: {mv['number']}",
+            f"- Backbone: {_md(mv['backbone'])}",
+            f"- Trained on: {mv['n_train_examples']} examples, at {mv['trained_at']}",
+            f"- Metrics: `{_md(json.dumps(mv['metrics'], sort_keys=True))}`",
+        ]
+    lines += ["", "## Active rules", ""]
+    if not card["rules"]:
+        lines.append("None.")
+    for rule in card["rules"]:
+        lines.append(
+            f"- #{rule['id']} {_md(rule['name'])} ({rule['kind']} on {rule['field']} text, "
+            f"priority {rule['priority']}): `{_md(rule['pattern'])}` -> {_md(rule['label_class'])}"
+        )
+    lines += ["", "## Columns", ""]
+    lines += [f"- `{_md(name)}`: {_md(doc)}" for name, doc in card["column_docs"].items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,109 @@
+"""Final label resolution: which class an interaction ends up with, and where it came from.
+
+The one documented order (first that applies wins):
+
+1. **review**: the current Label has source=review and status=labeled.
+2. **seed**: the current Label came from a seed or an import (source seed/import), status labeled.
+3. **rule**: the highest-priority active rule that matches (priority desc, then lowest id).
+4. **model**: the active model version's prediction.
+
+A review flagged *unclear* is not a label: the row falls through to rule, then model, and is
+marked ``flagged_unclear=True`` with the reviewer and time of the flag. (The Label row is one
+per interaction, so a seed label that a reviewer later flagged unclear is not resurrected: the
+reviewer explicitly doubted it; its history stays in LabelEvent.) An interaction that none of
+the four sources labels has no final label and is left out of exports (counted in the card).
+
+Rules are applied in Python with the same engine that validated them (see services/rules.py):
+matching in SQL would give PostgreSQL's POSIX regex semantics, not Python's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from annotations.models import Label
+from annotations.services.rules import RuleMatcher
+
+SOURCES = ("review", "seed", "rule", "model")
+_SEED_SOURCES = frozenset({Label.Source.SEED, Label.Source.IMPORT})
+
+
+@dataclass(slots=True)
+class FinalLabelRow:
+    """One interaction with its resolved final label and provenance (one export row)."""
+
+    interaction_id: int
+    drug_a: str
+    drug_b: str
+    description: str
+    final_label: str
+    source: str
+    confidence: float | None
+    model_version: int | None
+    rule_id: int | None
+    reviewer: str | None
+    reviewed_at: datetime | None
+    flagged_unclear: bool
+    probabilities: list[float] | None
+
+
+@dataclass(slots=True)
+class SourceRow:
+    """The raw facts about one interaction, as one SQL pass returns them."""
+
+    interaction_id: int
+    drug_a: str
+    drug_b: str
+    description: str
+    blinded_text: str
+    pattern_hash: str
+    label_class: str | None
+    label_status: str | None
+    label_source: str | None
+    label_author: str | None
+    label_updated_at: datetime | None
+    predicted_class: str | None
+    confidence: float | None
+    probabilities: list[float] | None
+    model_version: int | None
+
+
+def resolve_final_label(row: SourceRow, matcher: RuleMatcher) -> FinalLabelRow | None:
+    """Apply the documented order to one row; None when no source labels it. Pure."""
+    flagged = row.label_status == Label.Status.UNCLEAR
+    is_review = row.label_source == Label.Source.REVIEW
+    reviewer = row.label_author if is_review else None
+    reviewed_at = row.label_updated_at if is_review else None
+    final, source, rule_id = None, None, None
+    if row.label_status == Label.Status.LABELED and row.label_class:
+        final = row.label_class
+        source = "review" if is_review else "seed" if row.label_source in _SEED_SOURCES else None
+    if source is None:
+        hit = matcher.first_match(
+            blinded_text=row.blinded_text,
+            pattern_hash=row.pattern_hash,
+            description=row.description,
+        )
+        if hit is not None:
+            final, source, rule_id = hit.label_class, "rule", hit.id
+        elif row.predicted_class:
+            final, source = row.predicted_class, "model"
+        else:
+            return None
+    has_prediction = row.predicted_class is not None
+    return FinalLabelRow(
+        interaction_id=row.interaction_id,
+        drug_a=row.drug_a,
+        drug_b=row.drug_b,
+        description=row.description,
+        final_label=final,
+        source=source,
+        confidence=row.confidence if has_prediction else None,
+        model_version=row.model_version if has_prediction else None,
+        rule_id=rule_id,
+        reviewer=reviewer,
+        reviewed_at=reviewed_at,
+        flagged_unclear=flagged,
+        probabilities=row.probabilities if has_prediction else None,
+    )

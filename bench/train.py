@@ -70,7 +70,9 @@ def main() -> None:
     confidence = probs.max(axis=1)
     missing = sorted(set(texts) - set(reference))
     if missing:
-        raise SystemExit(f"{len(missing)} sample patterns are not in {REFERENCE_CSV}: {missing[:2]}")
+        raise SystemExit(
+            f"{len(missing)} sample patterns are not in {REFERENCE_CSV}: {missing[:2]}"
+        )
     rows_total, rows_right = Counter(), Counter()
     conf_sum = Counter()
     for text, label, conf in zip(texts, predicted, confidence, strict=True):
@@ -86,18 +88,22 @@ def main() -> None:
         subset = [t for t in rows_total if reference[t][1] == coverage]
         n = sum(rows_total[t] for t in subset)
         ok = sum(rows_right[t] for t in subset)
-        print(f"  patterns {'in' if coverage == 'yes' else 'NOT in'} the seed set: "
-              f"{len(subset)} patterns, {ok}/{n} rows = {ok / max(n, 1):.4f}")
+        print(
+            f"  patterns {'in' if coverage == 'yes' else 'NOT in'} the seed set: "
+            f"{len(subset)} patterns, {ok}/{n} rows = {ok / max(n, 1):.4f}"
+        )
     table = []
     for text in sorted(rows_total, key=lambda t: (rows_right[t] / rows_total[t], -rows_total[t])):
-        table.append([
-            f"{rows_right[text] / rows_total[text]:.2f}",
-            rows_total[text],
-            reference[text][0][:5],
-            reference[text][1],
-            f"{conf_sum[text] / rows_total[text]:.3f}",
-            text[:95],
-        ])
+        table.append(
+            [
+                f"{rows_right[text] / rows_total[text]:.2f}",
+                rows_total[text],
+                reference[text][0][:5],
+                reference[text][1],
+                f"{conf_sum[text] / rows_total[text]:.3f}",
+                text[:95],
+            ]
+        )
     print("\nper-pattern accuracy (worst first):")
     print_table(["acc", "rows", "ref", "seed", "conf", "pattern"], table)
     hard = [row for row in table if float(row[0]) < 1.0]

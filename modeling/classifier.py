@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
@@ -53,7 +55,10 @@ def build_classifier(
     tokenizer, encoder = load_backbone(config.backbone)
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
-    peft_encoder = get_peft_model(encoder, lora_config(config))
+    with warnings.catch_warnings():
+        # peft calls a transformers method deprecated in v5; harmless, and noisy in every run.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        peft_encoder = get_peft_model(encoder, lora_config(config))
     hidden_size = encoder.config.hidden_size
     model = MeanPoolClassifier(peft_encoder, hidden_size, num_classes, config.head_dropout)
     return tokenizer, model

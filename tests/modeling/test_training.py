@@ -1,0 +1,208 @@
+"""Training: round trip, determinism, N classes, class weighting, checkpoint resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, data_fingerprint
+from modeling.classifier import build_classifier, load_trainable_state
+from modeling.config import TrainConfig
+from modeling.encoding import encode, pad_batch
+from modeling.inference import Predictor
+from modeling.splitting import stratified_split
+from modeling.training import class_weights, train
+from tests.modeling.conftest import make_examples, tiny_config
+
+FIVE = ["mechanism", "effect", "advise", "int", "negative"]
+
+
+def test_saved_model_reproduces_probabilities_of_the_trained_weights(tiny_model):
+    result, examples = tiny_model
+    texts = [e.text for e in examples]
+    info = json.loads((result.artifact_dir / MODEL_JSON).read_text())
+    config = TrainConfig.from_dict(info["train_config"])
+    # The weights as they were at the end of training, without merging: the reference.
+    _, model = build_classifier(config, 2)
+    state = load_file(str(result.artifact_dir / ADAPTER_FILE))
+    state.update(
+        {f"head.{k}": v for k, v in load_file(str(result.artifact_dir / HEAD_FILE)).items()}
+    )
+    load_trainable_state(model, state)
+    model.eval()
+    with torch.inference_mode():
+        ids, mask = pad_batch(encode(_tokenizer(), texts, config.max_length), 0)
+        expected = torch.softmax(model(ids, mask) / info["temperature"], dim=-1).numpy()
+    first = Predictor.load(result.artifact_dir).predict_batch(texts)
+    second = Predictor.load(result.artifact_dir).predict_batch(texts)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, expected, atol=1e-5)
+    assert first.dtype == np.float32 and first.shape == (len(texts), 2)
+
+
+def _tokenizer():
+    from modeling.backbones import TINY_RANDOM_BERT, load_backbone
+
+    return load_backbone(TINY_RANDOM_BERT)[0]
+
+
+def test_model_json_records_what_a_model_version_needs(tiny_model):
+    result, examples = tiny_model
+    info = json.loads((result.artifact_dir / MODEL_JSON).read_text())
+    assert info["backbone"] == "tiny-random-bert"
+    assert info["classes"] == ["Synergistic", "Antagonistic"]
+    assert info["placeholders"] == {"a": "DRUG_A", "b": "DRUG_B", "other": "DRUG_OTHER"}
+    assert info["data_fingerprint"] == data_fingerprint((e.text, e.label) for e in examples)
+    assert {"torch", "transformers", "peft"} <= set(info["library_versions"])
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion_matrix",
+        "ece_before",
+        "ece_after",
+        "temperature",
+        "n_train",
+        "n_val",
+        "train_seconds",
+        "epochs_run",
+    ):
+        assert key in result.metrics, key
+    json.dumps(result.metrics)
+    # Only adapter and head: far smaller than the backbone.
+    sizes = sum(p.stat().st_size for p in result.artifact_dir.iterdir())
+    assert sizes < 200_000
+
+
+def test_same_seed_gives_identical_probabilities(tmp_path):
+    examples = make_examples(["x", "y"], per_class=8)
+    dirs = [tmp_path / "one", tmp_path / "two"]
+    for out_dir in dirs:
+        train(examples, classes=["x", "y"], config=tiny_config(epochs=2), out_dir=out_dir)
+    texts = [e.text for e in examples]
+    first, second = (Predictor.load(d).predict_batch(texts) for d in dirs)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("classes", [["low", "mid", "high"], FIVE])
+def test_trains_any_number_of_classes(tmp_path, classes):
+    examples = make_examples(classes, per_class=6)
+    progress = []
+    result = train(
+        examples,
+        classes=classes,
+        config=tiny_config(epochs=2),
+        out_dir=tmp_path,
+        on_progress=progress.append,
+    )
+    assert np.array(result.metrics["confusion_matrix"]).shape == (len(classes), len(classes))
+    assert set(result.metrics["per_class"]) == set(classes)
+    assert progress[-1].step == progress[-1].total_steps
+    probs = Predictor.load(tmp_path).predict_batch([e.text for e in examples[:4]])
+    assert probs.shape == (4, len(classes))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_class_weights_are_inverse_frequency():
+    weights = class_weights([0, 0, 0, 1], num_classes=3)
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0, 1.0])
+
+
+def test_unbalanced_training_with_and_without_weighting_runs(tmp_path):
+    examples = make_examples(["common", "rare"], per_class=12)[:15]  # 12 common, 3 rare
+    for weighting in (True, False):
+        result = train(
+            examples,
+            classes=["common", "rare"],
+            config=tiny_config(epochs=1, class_weighting=weighting),
+            out_dir=tmp_path / str(weighting),
+        )
+        assert result.metrics["n_train"] + result.metrics["n_val"] == 15
+
+
+def test_stratified_split_keeps_tiny_classes_in_training():
+    train_idx, val_idx = stratified_split([0] * 10 + [1] * 2 + [2], 0.2, seed=1)
+    labels = [0] * 10 + [1] * 2 + [2]
+    assert sorted(train_idx + val_idx) == list(range(13))
+    assert [labels[i] for i in val_idx].count(0) == 2
+    assert [labels[i] for i in val_idx].count(1) == 1
+    assert 12 in train_idx  # the single example of class 2 trains
+
+
+def test_labels_outside_classes_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="not in classes"):
+        train(
+            make_examples(["a", "b"], 2), classes=["a", "c"], config=tiny_config(), out_dir=tmp_path
+        )
+
+
+def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
+    examples = make_examples(["x", "y"], per_class=10)
+    config = tiny_config(epochs=3, checkpoint_every_steps=2, early_stopping_patience=0)
+    train(
+        examples,
+        classes=["x", "y"],
+        config=config,
+        out_dir=tmp_path / "straight",
+        checkpoint_dir=tmp_path / "ckpt-straight",
+    )
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_5(progress):
+        if progress.step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(
+            examples,
+            classes=["x", "y"],
+            config=config,
+            out_dir=tmp_path / "resumed",
+            checkpoint_dir=tmp_path / "ckpt",
+            on_progress=kill_at_step_5,
+        )
+    assert (tmp_path / "ckpt" / "checkpoint.safetensors").is_file()
+    steps = []
+    train(
+        examples,
+        classes=["x", "y"],
+        config=config,
+        out_dir=tmp_path / "resumed",
+        checkpoint_dir=tmp_path / "ckpt",
+        on_progress=lambda p: steps.append(p.step),
+    )
+    assert steps[0] == 5  # resumed after the checkpoint of step 4, not from scratch
+    for name in (ADAPTER_FILE, HEAD_FILE):
+        straight = load_file(str(tmp_path / "straight" / name))
+        resumed = load_file(str(tmp_path / "resumed" / name))
+        assert straight.keys() == resumed.keys()
+        for key in straight:
+            assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    from modeling.checkpoints import CheckpointMismatch
+
+    examples = make_examples(["x", "y"], per_class=4)
+    config = tiny_config(epochs=1, checkpoint_every_steps=1)
+    train(
+        examples,
+        classes=["x", "y"],
+        config=config,
+        out_dir=tmp_path / "m",
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    with pytest.raises(CheckpointMismatch):
+        train(
+            examples,
+            classes=["x", "y"],
+            config=tiny_config(epochs=2, checkpoint_every_steps=1),
+            out_dir=tmp_path / "m2",
+            checkpoint_dir=tmp_path / "ckpt",
+        )

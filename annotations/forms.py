@@ -1,0 +1,120 @@
+"""Web forms: queue filters, review actions, run parameters. Validation only; no writes."""
+
+from __future__ import annotations
+
+from django import forms
+
+from annotations.models import ImportJob, Label, Project
+from annotations.selectors.queue import QueueFilters
+
+
+class QueueFilterForm(forms.Form):
+    """The review queue's filters (GET). Unknown or bad values fall back to 'no filter'."""
+
+    predicted_class = forms.ChoiceField(required=False, label="Predicted class")
+    min_confidence = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="Confidence from"
+    )
+    max_confidence = forms.FloatField(required=False, min_value=0, max_value=1, label="to")
+    reviewed = forms.ChoiceField(
+        required=False,
+        label="Show",
+        choices=[("unreviewed", "Not yet reviewed"), ("all", "All interactions")],
+    )
+    disagrees_with_rule = forms.BooleanField(required=False, label="Model disagrees with a rule")
+    drug = forms.CharField(required=False, max_length=500, label="Drug name")
+    text = forms.CharField(required=False, max_length=200, label="Text contains")
+    source = forms.CharField(required=False, max_length=500, label="Source file")
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["predicted_class"].choices = [("", "Any class")] + [
+            (name, name) for name in project.label_classes
+        ]
+        # Source files come from the (small) import log, not a DISTINCT over every interaction.
+        sources = (
+            ImportJob.objects.filter(project=project, state=ImportJob.State.SUCCEEDED)
+            .values_list("file_name", flat=True)
+            .order_by("file_name")
+            .distinct()[:200]
+        )
+        self.source_files = list(sources)
+        self.fields["source"].widget.attrs["list"] = "source-files"
+
+    def to_filters(self) -> QueueFilters:
+        if not self.is_valid():
+            return QueueFilters()
+        data = self.cleaned_data
+        return QueueFilters(
+            predicted_class=data["predicted_class"] or "",
+            min_confidence=data["min_confidence"],
+            max_confidence=data["max_confidence"],
+            unreviewed_only=data["reviewed"] != "all",
+            disagrees_with_rule=bool(data["disagrees_with_rule"]),
+            drug=data["drug"] or "",
+            text=data["text"] or "",
+            source=data["source"] or "",
+        )
+
+
+class ReviewActionForm(forms.Form):
+    """One reviewer action on one interaction; `version` is the Label.version the page showed."""
+
+    ACTIONS = ("accept", "label", "flag")
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    label_class = forms.CharField(required=False, max_length=100)
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea)
+    version = forms.IntegerField(required=False, min_value=1)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") == "flag" and not (data.get("note") or "").strip():
+            self.add_error("note", "Say what is unclear, so the next person knows.")
+        if data.get("action") == "label" and not data.get("label_class"):
+            self.add_error("label_class", "Choose a class.")
+        return data
+
+    @property
+    def status(self) -> str:
+        if self.cleaned_data["action"] == "flag":
+            return Label.Status.UNCLEAR
+        return Label.Status.LABELED
+
+
+class RunStartForm(forms.Form):
+    """Parameters of a train / pseudo-label / retrain run (the main knobs only)."""
+
+    kind = forms.ChoiceField(
+        choices=[
+            ("train", "Train a new model"),
+            ("pseudolabel", "Pseudo-label with the active model"),
+            ("retrain", "Retrain (train, then pseudo-label if promoted)"),
+        ],
+        label="Job",
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=100, initial=3, label="Epochs")
+    learning_rate = forms.FloatField(
+        min_value=1e-7, max_value=1.0, initial=2e-4, label="Learning rate"
+    )
+    lora_r = forms.IntegerField(min_value=1, max_value=256, initial=8, label="LoRA rank")
+    include_pseudo_labels_above = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Include pseudo-labels above confidence",
+        help_text="Leave empty to train on human labels only.",
+    )
+    force_promote = forms.BooleanField(
+        required=False, label="Promote even if the metrics are worse"
+    )
+
+    def params(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "epochs": data["epochs"],
+            "learning_rate": data["learning_rate"],
+            "lora_r": data["lora_r"],
+            "include_pseudo_labels_above": data["include_pseudo_labels_above"],
+            "force_promote": bool(data["force_promote"]),
+        }

@@ -1,0 +1,339 @@
+"""The review queue: which interactions a reviewer sees, in which order, one page at a time.
+
+Order: most uncertain first, i.e. lowest calibrated confidence of the ACTIVE model version, ties
+by smallest margin, then id. Pagination is keyset (never OFFSET): the cursor is the
+(confidence, margin, id) of the last row of a page, so a deep page costs what the first one does
+(an index range scan on Prediction(model_version, confidence, ...)).
+
+Spread: the model sees blinded text, so every interaction of one sentence pattern gets the same
+prediction and the lowest-confidence pattern would fill whole pages. A page is therefore built
+from a bounded candidate window (the next `page_size * SPREAD_WINDOW_FACTOR` rows in queue order)
+with at most `per_pattern` rows per pattern, interleaved round-robin; if the window holds too
+few patterns the page is topped up in queue order. Rows of a pattern deferred past a deep
+page's cursor come back on the first page once the rows above them are reviewed; the "next item"
+flow always starts from the top, so no item is lost to review.
+
+Without an active model version the queue is every interaction in id order.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from annotations.models import (
+    Interaction,
+    Label,
+    LabelEvent,
+    ModelVersion,
+    Prediction,
+    Project,
+    ReviewClaim,
+    ReviewSkip,
+)
+
+DEFAULT_PAGE_SIZE = 25
+SPREAD_WINDOW_FACTOR = 8
+DEFAULT_PER_PATTERN = 3
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What the reviewer narrowed the queue to (all optional; unreviewed-only by default)."""
+
+    predicted_class: str = ""
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    unreviewed_only: bool = True
+    disagrees_with_rule: bool = False
+    drug: str = ""
+    text: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class QueueCursor:
+    """Keyset position: the sort key of the last row shown (confidence/margin None: no model)."""
+
+    confidence: float | None
+    margin: float | None
+    interaction_id: int
+
+    def encode(self) -> str:
+        if self.confidence is None:
+            return f"id:{self.interaction_id}"
+        return f"{self.confidence!r}:{self.margin!r}:{self.interaction_id}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> QueueCursor | None:
+        """Parse a cursor from a query string; a malformed one means 'from the start'."""
+        if not raw:
+            return None
+        parts = raw.split(":")
+        try:
+            if len(parts) == 2 and parts[0] == "id":
+                return cls(None, None, int(parts[1]))
+            if len(parts) == 3:
+                return cls(float(parts[0]), float(parts[1]), int(parts[2]))
+        except ValueError:
+            return None
+        return None
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    interaction: Interaction
+    predicted_class: str = ""
+    confidence: float | None = None
+    margin: float | None = None
+    probabilities: list[float] = field(default_factory=list)
+
+    @property
+    def cursor(self) -> QueueCursor:
+        return QueueCursor(self.confidence, self.margin, self.interaction.pk)
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[QueueItem]
+    next_cursor: str | None
+    model_version: ModelVersion | None
+
+
+def get_active_model_version(project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, is_active=True).first()
+
+
+def _interaction_filters(
+    *, project: Project, user: AbstractBaseUser, filters: QueueFilters, prefix: str
+) -> Q:
+    """Conditions on the interaction side, written relative to `prefix` ("" or "interaction__")."""
+    p = prefix
+    q = Q(**{f"{p}project": project})
+    if filters.drug:
+        drug = filters.drug.strip()
+        q &= Q(**{f"{p}drug_a__iexact": drug}) | Q(**{f"{p}drug_b__iexact": drug})
+    if filters.text:
+        q &= Q(**{f"{p}description__icontains": filters.text.strip()})
+    if filters.source:
+        q &= Q(**{f"{p}source_file": filters.source})
+    return q
+
+
+def _exclusions(qs: QuerySet, *, user: AbstractBaseUser, filters: QueueFilters, id_field: str):
+    """Drop reviewed (if asked), skipped-by-me and claimed-by-someone-else rows (NOT EXISTS)."""
+    ref = OuterRef(id_field)
+    if filters.unreviewed_only:
+        qs = qs.exclude(Exists(Label.objects.filter(interaction_id=ref)))
+    qs = qs.exclude(Exists(ReviewSkip.objects.filter(interaction_id=ref, user=user)))
+    return qs.exclude(
+        Exists(
+            ReviewClaim.objects.filter(interaction_id=ref, expires_at__gte=timezone.now()).exclude(
+                user=user
+            )
+        )
+    )
+
+
+def _rule_disagreement_ids(project: Project, model_version: ModelVersion | None) -> QuerySet:
+    # Imported here: the rules selector is another engineer's module and optional for the queue.
+    from annotations.selectors.rules import interactions_disagreeing_with_rules
+
+    return interactions_disagreeing_with_rules(project=project, model_version=model_version).values(
+        "id"
+    )
+
+
+def _prediction_rows(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters,
+    model_version: ModelVersion,
+    cursor: QueueCursor | None,
+) -> QuerySet[Prediction]:
+    qs = Prediction.objects.filter(
+        _interaction_filters(project=project, user=user, filters=filters, prefix="interaction__"),
+        model_version=model_version,
+    )
+    if filters.predicted_class:
+        qs = qs.filter(predicted_class=filters.predicted_class)
+    if filters.min_confidence is not None:
+        qs = qs.filter(confidence__gte=filters.min_confidence)
+    if filters.max_confidence is not None:
+        qs = qs.filter(confidence__lte=filters.max_confidence)
+    if filters.disagrees_with_rule:
+        qs = qs.filter(interaction_id__in=_rule_disagreement_ids(project, model_version))
+    if cursor is not None and cursor.confidence is not None:
+        c, m, i = cursor.confidence, cursor.margin, cursor.interaction_id
+        # Row comparison (confidence, margin, id) > (c, m, i), spelled out for SQLite; the extra
+        # `confidence >= c` lets the planner start the index range scan at the cursor.
+        qs = qs.filter(confidence__gte=c).filter(
+            Q(confidence__gt=c)
+            | Q(confidence=c, margin__gt=m)
+            | Q(confidence=c, margin=m, interaction_id__gt=i)
+        )
+    qs = _exclusions(qs, user=user, filters=filters, id_field="interaction_id")
+    return qs.select_related("interaction").order_by("confidence", "margin", "interaction_id")
+
+
+def _interaction_rows(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters,
+    cursor: QueueCursor | None,
+) -> QuerySet[Interaction]:
+    qs = Interaction.objects.filter(
+        _interaction_filters(project=project, user=user, filters=filters, prefix="")
+    )
+    if filters.disagrees_with_rule:
+        qs = qs.filter(id__in=_rule_disagreement_ids(project, None))
+    if cursor is not None:
+        qs = qs.filter(id__gt=cursor.interaction_id)
+    qs = _exclusions(qs, user=user, filters=filters, id_field="pk")
+    return qs.order_by("id")
+
+
+def _spread(candidates: list[QueueItem], *, page_size: int, per_pattern: int) -> list[QueueItem]:
+    """Round-robin over patterns (in order of each pattern's most uncertain row), capped per
+    pattern; top up in queue order when the window holds too few patterns."""
+    groups: OrderedDict[str, list[QueueItem]] = OrderedDict()
+    for item in candidates:
+        groups.setdefault(item.interaction.pattern_hash, []).append(item)
+    picked: list[QueueItem] = []
+    for rank in range(per_pattern):
+        for rows in groups.values():
+            if rank < len(rows) and len(picked) < page_size:
+                picked.append(rows[rank])
+    if len(picked) < page_size:
+        chosen = {item.interaction.pk for item in picked}
+        picked.extend(item for item in candidates if item.interaction.pk not in chosen)
+        picked = picked[:page_size]
+    return picked
+
+
+def get_review_queue_page(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters | None = None,
+    cursor: QueueCursor | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    spread: bool = True,
+    per_pattern: int = DEFAULT_PER_PATTERN,
+) -> QueuePage:
+    """One page of the review queue for `user` (read-only; two queries at most)."""
+    filters = filters or QueueFilters()
+    model_version = get_active_model_version(project)
+    window = page_size * SPREAD_WINDOW_FACTOR if spread else page_size
+    if model_version is None:
+        rows = list(
+            _interaction_rows(project=project, user=user, filters=filters, cursor=cursor)[
+                : window + 1
+            ]
+        )
+        candidates = [QueueItem(interaction=row) for row in rows[:window]]
+        has_more = len(rows) > window
+    else:
+        preds = list(
+            _prediction_rows(
+                project=project,
+                user=user,
+                filters=filters,
+                model_version=model_version,
+                cursor=cursor,
+            )[: window + 1]
+        )
+        candidates = [
+            QueueItem(
+                interaction=pred.interaction,
+                predicted_class=pred.predicted_class,
+                confidence=pred.confidence,
+                margin=pred.margin,
+                probabilities=list(pred.probabilities),
+            )
+            for pred in preds[:window]
+        ]
+        has_more = len(preds) > window
+    if spread:
+        items = _spread(candidates, page_size=page_size, per_pattern=per_pattern)
+    else:
+        items = candidates[:page_size]
+    if not items:
+        return QueuePage(items=[], next_cursor=None, model_version=model_version)
+    last = max(items, key=_sort_key)
+    more_in_window = any(_sort_key(item) > _sort_key(last) for item in candidates)
+    next_cursor = last.cursor.encode() if (has_more or more_in_window) else None
+    return QueuePage(items=items, next_cursor=next_cursor, model_version=model_version)
+
+
+def _sort_key(item: QueueItem) -> tuple:
+    if item.confidence is None:
+        return (0.0, 0.0, item.interaction.pk)
+    return (item.confidence, item.margin, item.interaction.pk)
+
+
+def list_next_queue_items(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters | None = None,
+    exclude_ids: frozenset[int] = frozenset(),
+    limit: int = 10,
+) -> list[QueueItem]:
+    """The first few items of the queue in strict order (candidates for the reviewer's claim)."""
+    page = get_review_queue_page(
+        project=project,
+        user=user,
+        filters=filters,
+        page_size=limit + len(exclude_ids),
+        spread=False,
+    )
+    return [item for item in page.items if item.interaction.pk not in exclude_ids][:limit]
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """Everything the review page shows about one interaction."""
+
+    interaction: Interaction
+    label: Label | None
+    prediction: Prediction | None
+    class_probabilities: list[tuple[int, str, float | None]]  # (key digit, class, probability)
+    history: list[LabelEvent]
+
+
+def get_review_item(*, interaction: Interaction, history_limit: int = 50) -> ReviewItem:
+    """The label, the active model's prediction and the label history of one interaction."""
+
+    project = interaction.project
+    label = Label.objects.select_related("author").filter(interaction=interaction).first()
+    model_version = get_active_model_version(project)
+    prediction = (
+        Prediction.objects.filter(interaction=interaction, model_version=model_version).first()
+        if model_version
+        else None
+    )
+    classes = list(project.label_classes)
+    probabilities = list(prediction.probabilities) if prediction else []
+    class_probabilities = [
+        (index + 1, name, probabilities[index] if index < len(probabilities) else None)
+        for index, name in enumerate(classes)
+    ]
+    history = list(
+        LabelEvent.objects.filter(interaction=interaction)
+        .select_related("actor")
+        .order_by("-id")[:history_limit]
+    )
+    return ReviewItem(
+        interaction=interaction,
+        label=label,
+        prediction=prediction,
+        class_probabilities=class_probabilities,
+        history=history,
+    )

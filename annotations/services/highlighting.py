@@ -1,0 +1,40 @@
+"""Drug-name highlighting for the review page: the one place the web layer uses modeling.blinding.
+
+The HTML is built from escaped pieces with format_html (never mark_safe on raw text), so a
+description containing markup is shown as text.
+"""
+
+from __future__ import annotations
+
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from modeling.blinding import mentions
+
+
+def highlight_mentions(text: str, drug_a: str, drug_b: str) -> SafeString:
+    """`text` as safe HTML with drug A and drug B mentions wrapped in <mark> (pure function)."""
+    spans_a, spans_b = mentions(text, drug_a, drug_b)
+    marks = sorted([(s, e, "a") for s, e in spans_a] + [(s, e, "b") for s, e in spans_b])
+    pieces: list[tuple[str, str, str]] = []
+    position = 0
+    for start, end, which in marks:
+        if start < position:  # overlapping spans cannot happen with one alternation; be safe
+            continue
+        pieces.append(("plain", text[position:start], ""))
+        pieces.append((which, text[start:end], "Drug A" if which == "a" else "Drug B"))
+        position = end
+    pieces.append(("plain", text[position:], ""))
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (
+                format_html('<mark class="drug drug-{}" title="{}">{}</mark>', kind, title, chunk)
+                if kind != "plain"
+                else format_html("{}", chunk),
+            )
+            for kind, chunk, title in pieces
+            if chunk
+        ),
+    )

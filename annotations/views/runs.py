@@ -1,0 +1,110 @@
+"""Training runs from the browser (Admin only): start, watch progress, see the result, cancel."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotations.exceptions import DomainError
+from annotations.forms import RunStartForm
+from annotations.models import Run
+from annotations.roles import Role
+from annotations.selectors.projects import list_visible_projects
+from annotations.selectors.stats import list_model_versions
+from annotations.services import runs as run_service
+from annotations.views.access import role_required
+from annotations.views.common import get_visible_project, page_context
+
+
+def _visible_run(request: HttpRequest, pk: int) -> Run:
+    return get_object_or_404(
+        Run.objects.select_related("project", "model_version", "created_by").filter(
+            project__in=list_visible_projects(request.user)
+        ),
+        pk=pk,
+    )
+
+
+def _list_context(request: HttpRequest, project, form: RunStartForm) -> dict:
+    return page_context(
+        request,
+        project,
+        "runs",
+        project=project,
+        form=form,
+        runs=Run.objects.filter(project=project).select_related("model_version", "created_by")[:30],
+        versions=list_model_versions(project=project),
+    )
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def run_list(request: HttpRequest, project_pk: int) -> HttpResponse:
+    project = get_visible_project(request, project_pk)
+    return render(request, "annotations/runs.html", _list_context(request, project, RunStartForm()))
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def run_start(request: HttpRequest, project_pk: int) -> HttpResponse:
+    project = get_visible_project(request, project_pk)
+    form = RunStartForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "annotations/runs.html", _list_context(request, project, form), status=422
+        )
+    kind = form.cleaned_data["kind"]
+    try:
+        if kind == Run.Kind.PSEUDOLABEL:
+            run = run_service.start_pseudolabel_run(project=project, user=request.user)
+        elif kind == Run.Kind.RETRAIN:
+            run = run_service.start_retrain_run(
+                project=project, user=request.user, params=form.params()
+            )
+        else:
+            run = run_service.start_train_run(
+                project=project, user=request.user, params=form.params()
+            )
+    except DomainError as exc:
+        form.add_error(None, str(exc))
+        return render(
+            request, "annotations/runs.html", _list_context(request, project, form), status=422
+        )
+    messages.success(request, f"Started {run.get_kind_display()} run {run.pk}.")
+    return redirect("annotations:run_detail", run.pk)
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _visible_run(request, pk)
+    return render(
+        request,
+        "annotations/run_detail.html",
+        page_context(request, run.project, "runs", run=run, project=run.project),
+    )
+
+
+@require_GET
+@role_required(Role.ADMIN)
+def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress/result block of one run, polled every second while the run is active."""
+    run = _visible_run(request, pk)
+    return render(request, "annotations/partials/run_status.html", {"run": run})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _visible_run(request, pk)
+    try:
+        run = run_service.cancel_run(run=run, user=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Cancellation of run {run.pk} requested.")
+    if request.htmx:
+        return render(request, "annotations/partials/run_status.html", {"run": run})
+    return redirect("annotations:run_detail", run.pk)

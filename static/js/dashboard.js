@@ -1,0 +1,60 @@
+// Dashboard charts: data comes from the json_script block "dashboard-data" (no inline script).
+(function () {
+  "use strict";
+  const PALETTE = ["#1f5fbf", "#d9822b", "#2e9d5b", "#b3261e", "#7b4fc9", "#0f8b8d", "#c24d8c", "#6b7280"];
+  function color(i) { return PALETTE[i % PALETTE.length]; }
+
+  function draw() {
+    const node = document.getElementById("dashboard-data");
+    if (!node || typeof Chart === "undefined") return;
+    const data = JSON.parse(node.textContent);
+    Chart.defaults.animation = false;
+    Chart.defaults.maintainAspectRatio = false;
+
+    const dist = data.distribution;
+    new Chart(document.getElementById("chart-distribution"), {
+      type: "bar",
+      data: {
+        labels: dist.classes,
+        datasets: [
+          { label: "Human labels", data: dist.labels, backgroundColor: color(0) },
+          { label: "Model predictions", data: dist.predictions, backgroundColor: color(1) },
+        ],
+      },
+    });
+
+    const hist = data.histogram;
+    const binLabels = hist.edges.slice(0, -1).map((lo, i) => lo.toFixed(1) + "–" + hist.edges[i + 1].toFixed(1));
+    new Chart(document.getElementById("chart-histogram"), {
+      type: "bar",
+      data: {
+        labels: binLabels,
+        datasets: hist.classes.map((name, i) => ({ label: name, data: hist.counts[i], backgroundColor: color(i) })),
+      },
+      options: { scales: { x: { stacked: true, title: { display: true, text: "confidence" } }, y: { stacked: true } } },
+    });
+
+    const thr = data.throughput;
+    new Chart(document.getElementById("chart-throughput"), {
+      type: "bar",
+      data: {
+        labels: thr.days.map((d) => d.slice(5)),
+        datasets: thr.reviewers.map((r, i) => ({ label: r.name, data: r.counts, backgroundColor: color(i) })),
+      },
+      options: { scales: { x: { stacked: true }, y: { stacked: true, ticks: { precision: 0 } } } },
+    });
+
+    const met = data.metrics;
+    new Chart(document.getElementById("chart-metrics"), {
+      type: "line",
+      data: {
+        labels: met.versions,
+        datasets: Object.keys(met.series).map((name, i) => ({
+          label: name, data: met.series[name], borderColor: color(i), backgroundColor: color(i), spanGaps: true,
+        })),
+      },
+      options: { scales: { y: { suggestedMin: 0, suggestedMax: 1 } } },
+    });
+  }
+  document.addEventListener("DOMContentLoaded", draw);
+})();

@@ -1,3 +1,40 @@
-"""REST API URLs."""
+"""REST API URLs (mounted at /api/). Schema at /api/schema/, Swagger UI at /api/docs/."""
 
-urlpatterns: list = []
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from annotations.api import views
+from annotations.api.auth import ThrottledObtainAuthToken
+from annotations.api.exports import ProjectExportCardView, ProjectExportView
+
+router = SimpleRouter()
+router.register("projects", views.ProjectViewSet, basename="api-project")
+router.register("interactions", views.InteractionViewSet, basename="api-interaction")
+router.register("labels", views.LabelViewSet, basename="api-label")
+router.register("predictions", views.PredictionViewSet, basename="api-prediction")
+router.register("rules", views.RuleViewSet, basename="api-rule")
+router.register("runs", views.RunViewSet, basename="api-run")
+
+urlpatterns = [
+    path("auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),
+    path("projects/<int:pk>/export/", ProjectExportView.as_view(), name="api-project-export"),
+    path(
+        "projects/<int:pk>/export/card/",
+        ProjectExportCardView.as_view(),
+        name="api-project-export-card",
+    ),
+    # The API's shape is not a secret: schema and docs are readable without logging in.
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="api-schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
+        name="api-docs",
+    ),
+    *router.urls,
+]

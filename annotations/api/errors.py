@@ -1,0 +1,47 @@
+"""Domain exceptions -> HTTP answers, so API views never turn a user's mistake into a 500."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+from annotations.exceptions import (
+    DomainError,
+    EditConflict,
+    NoActiveModelVersion,
+    NothingToTrain,
+    RunNotCancellable,
+)
+
+_STATUS = {
+    EditConflict: status.HTTP_409_CONFLICT,
+    RunNotCancellable: status.HTTP_409_CONFLICT,
+    NothingToTrain: status.HTTP_409_CONFLICT,
+    NoActiveModelVersion: status.HTTP_409_CONFLICT,
+}
+
+
+class DomainProblem(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, exc: DomainError, status_code: int | None = None) -> None:
+        super().__init__(detail=str(exc))
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class PreconditionFailed(APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The label changed since you loaded it (If-Match does not match its ETag)."
+    default_code = "precondition_failed"
+
+
+class DomainErrorMixin:
+    """Turn a DomainError raised by a service into 400/409 with the service's message."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DomainError):
+            code = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), None)
+            exc = DomainProblem(exc, code)
+        return super().handle_exception(exc)

@@ -1,0 +1,269 @@
+"""Input and output serializers, kept separate: outputs describe what we return, inputs
+validate exactly what a client may send (and nothing else)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from annotations.models import Interaction, Label, ModelVersion, Prediction, Project, Rule, Run
+from annotations.services.export import FORMATS
+from annotations.services.final_labels import SOURCES
+
+# --- outputs -------------------------------------------------------------------------------------
+
+
+class ProjectOut(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "label_classes", "guideline", "is_restricted"]
+        read_only_fields = fields
+
+
+class LabelOut(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Label
+        fields = [
+            "id",
+            "interaction",
+            "label_class",
+            "status",
+            "source",
+            "author",
+            "note",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class InteractionOut(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Interaction
+        fields = [
+            "id",
+            "project",
+            "drug_a",
+            "drug_b",
+            "description",
+            "blinded_text",
+            "pattern_hash",
+            "split",
+            "external_id_a",
+            "external_id_b",
+            "label",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LabelOut(allow_null=True))
+    def get_label(self, obj: Interaction) -> dict | None:
+        label = getattr(obj, "label", None)
+        return LabelOut(label).data if label is not None else None
+
+
+class ModelVersionOut(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "project",
+            "number",
+            "backbone",
+            "status",
+            "is_active",
+            "metrics",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class PredictionOut(serializers.ModelSerializer):
+    model_version_number = serializers.IntegerField(source="model_version.number", read_only=True)
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "interaction",
+            "model_version",
+            "model_version_number",
+            "predicted_class",
+            "confidence",
+            "margin",
+            "probabilities",
+        ]
+        read_only_fields = fields
+
+
+class RuleOut(serializers.ModelSerializer):
+    class Meta:
+        model = Rule
+        fields = [
+            "id",
+            "project",
+            "name",
+            "kind",
+            "field",
+            "pattern",
+            "label_class",
+            "priority",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class RunOut(serializers.ModelSerializer):
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "state",
+            "model_version",
+            "params",
+            "result",
+            "progress_done",
+            "progress_total",
+            "percent",
+            "stage",
+            "error",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    percent = serializers.IntegerField(read_only=True)
+
+
+class QueueItemOut(serializers.Serializer):
+    interaction = InteractionOut()
+    predicted_class = serializers.CharField()
+    confidence = serializers.FloatField(allow_null=True)
+    margin = serializers.FloatField(allow_null=True)
+    probabilities = serializers.ListField(child=serializers.FloatField())
+
+
+class RulePreviewOut(serializers.Serializer):
+    matches = serializers.IntegerField()
+    disagreements = serializers.IntegerField()
+    model_version = serializers.IntegerField(allow_null=True)
+    examples = serializers.ListField(child=serializers.CharField())
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+_CLASS_NAME = {"max_length": 100}
+
+
+class LabelCreateIn(serializers.Serializer):
+    interaction = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
+    status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
+    note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
+    expected_version = serializers.IntegerField(
+        min_value=0,
+        max_value=2**31 - 1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="the version you saw; omit (or null) when the interaction had no label",
+    )
+
+
+class LabelUpdateIn(serializers.Serializer):
+    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
+    status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
+    note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
+    version = serializers.IntegerField(
+        min_value=0,
+        max_value=2**31 - 1,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='the version you loaded (or send If-Match: "<version>"); a mismatch is 409',
+    )
+
+
+class RuleIn(serializers.Serializer):
+    project = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    name = serializers.CharField(max_length=200, allow_blank=True, required=False, default="")
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices, default=Rule.Kind.REGEX)
+    field = serializers.ChoiceField(choices=Rule.Field.choices, default=Rule.Field.BLINDED)
+    pattern = serializers.CharField(max_length=1000, trim_whitespace=False)
+    label_class = serializers.CharField(**_CLASS_NAME)
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, default=0)
+    is_active = serializers.BooleanField(default=True)
+
+
+class RuleUpdateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices, required=False)
+    field = serializers.ChoiceField(choices=Rule.Field.choices, required=False)
+    pattern = serializers.CharField(max_length=1000, trim_whitespace=False, required=False)
+    label_class = serializers.CharField(required=False, **_CLASS_NAME)
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class RulePreviewIn(serializers.Serializer):
+    project = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    kind = serializers.ChoiceField(choices=Rule.Kind.choices, default=Rule.Kind.REGEX)
+    field = serializers.ChoiceField(choices=Rule.Field.choices, default=Rule.Field.BLINDED)
+    pattern = serializers.CharField(max_length=1000, trim_whitespace=False)
+    label_class = serializers.CharField(**_CLASS_NAME)
+
+
+class RunParamsIn(serializers.Serializer):
+    backbone = serializers.CharField(max_length=500, required=False)
+    epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    learning_rate = serializers.FloatField(min_value=1e-9, max_value=0.999999, required=False)
+    lora_r = serializers.IntegerField(min_value=1, max_value=256, required=False)
+    include_pseudo_labels_above = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True
+    )
+    force_promote = serializers.BooleanField(required=False)
+
+
+class RunStartIn(serializers.Serializer):
+    project = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    kind = serializers.ChoiceField(choices=Run.Kind.choices)
+    params = RunParamsIn(required=False, default=dict)
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, allow_null=True, default=None
+    )
+
+
+class QueueQueryIn(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    predicted_class = serializers.CharField(max_length=100, required=False, default="")
+    min_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
+    )
+    max_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
+    )
+    disagrees_with_rule = serializers.BooleanField(default=False)
+
+
+class ExportQueryIn(serializers.Serializer):
+    file_format = serializers.ChoiceField(choices=FORMATS, default="csv")
+    min_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
+    )
+    sources = serializers.ListField(
+        child=serializers.ChoiceField(choices=SOURCES), required=False, default=list
+    )
+    reviewed_only = serializers.BooleanField(default=False)
+    classes = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list
+    )

@@ -57,3 +57,11 @@ class RunNotCancellable(DomainError):
 
 class NothingToTrain(DomainError):
     """Not enough labels (or classes) to train a model."""
+
+
+class NoActiveModelVersion(DomainError):
+    """Pseudo-labeling needs a model version and the project has no active one yet."""
+
+
+class InvalidRunParams(DomainError):
+    """A training or pseudo-labeling parameter is unknown or out of range."""

@@ -244,6 +244,21 @@ DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)
 DDI_MAX_FIELD_BYTES = env.int("DDI_MAX_FIELD_BYTES", default=64 * 1024)
 DDI_PSEUDOLABEL_CHUNK_SIZE = env.int("DDI_PSEUDOLABEL_CHUNK_SIZE", default=5000)
 DDI_MAX_ATTEMPTS = env.int("DDI_MAX_ATTEMPTS", default=5)
+# Workers. A chunk commits its rows every DDI_PSEUDOLABEL_BATCH_SIZE interactions and renews its
+# lease each time; an expired lease means its worker died and another may take the chunk over.
+DDI_PSEUDOLABEL_BATCH_SIZE = env.int("DDI_PSEUDOLABEL_BATCH_SIZE", default=2500)
+DDI_CHUNK_LEASE_S = env.int("DDI_CHUNK_LEASE_S", default=120)
+# Watchdog (annotations.requeue_stale_runs): a running run without a heartbeat for this long is
+# re-sent; a queued run (or pending chunk) untouched for DDI_REQUEUE_QUEUED_AFTER_S is re-sent
+# (covers an enqueue lost while the broker was down).
+DDI_STALE_AFTER_S = env.int("DDI_STALE_AFTER_S", default=180)
+DDI_REQUEUE_QUEUED_AFTER_S = env.int("DDI_REQUEUE_QUEUED_AFTER_S", default=300)
+DDI_TRAIN_CHECKPOINT_EVERY = env.int("DDI_TRAIN_CHECKPOINT_EVERY", default=50)
+DDI_MIN_TRAIN_EXAMPLES = env.int("DDI_MIN_TRAIN_EXAMPLES", default=10)
+# Pseudo-labels added to training (highest confidence first) are capped: they repeat patterns.
+DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default=2000)
+# Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
+DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
 DDI_LOW_CONFIDENCE = env.float("DDI_LOW_CONFIDENCE", default=0.9)
 
 LOGGING = {

@@ -1,0 +1,416 @@
+"""Resumable, fanned-out pseudo-labeling: one Prediction per (interaction, model version).
+
+A run is planned into RunChunk rows (id ranges of interactions still lacking a prediction from
+the version); each chunk is a short Celery task that any worker may take. Inside a chunk, every
+sub-batch commits its Prediction rows, the chunk cursor, the chunk lease and the run's progress
+in ONE transaction, so a worker killed at any instant loses at most one uncommitted batch and a
+redelivered chunk continues from the committed cursor. Rows are written with ON CONFLICT DO
+NOTHING, so even two workers racing on the same chunk cannot duplicate a prediction. The last
+chunk to finish marks the run succeeded (no result backend, no chord).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from annotations.models import Interaction, ModelVersion, Prediction, Run, RunChunk
+from annotations.services.runs import (
+    RetryLater,
+    claim_run,
+    complete_pseudolabel_run_if_done,
+    finish_run,
+    send_chunk,
+    worker_identity,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modeling.inference import Predictor
+
+logger = logging.getLogger(__name__)
+
+# One loaded model per worker process; a couple of versions at most (memory stays bounded).
+_PREDICTORS: dict[tuple[int, str], Predictor] = {}
+_MAX_CACHED_PREDICTORS = 2
+
+
+class RunStopped(Exception):
+    """The run left the running state while this chunk worked; the batch is rolled back."""
+
+
+class LeaseLost(Exception):
+    """Another worker took this chunk over (our lease expired); the batch is rolled back."""
+
+
+def get_predictor(model_version: ModelVersion) -> Predictor:
+    """The Predictor of a model version, loaded once per worker process."""
+    # The folder is part of the key: ids can be reused (SQLite, test databases).
+    key = (model_version.pk, model_version.artifact_path)
+    predictor = _PREDICTORS.get(key)
+    if predictor is None:
+        from modeling.inference import Predictor  # torch loads only in processes that predict
+
+        predictor = Predictor.load(Path(model_version.artifact_path))
+        while len(_PREDICTORS) >= _MAX_CACHED_PREDICTORS:
+            _PREDICTORS.pop(next(iter(_PREDICTORS)))
+        _PREDICTORS[key] = predictor
+    return predictor
+
+
+def missing_interactions(model_version: ModelVersion):
+    """Interactions of the version's project that have no prediction from that version."""
+    has_prediction = Prediction.objects.filter(
+        interaction_id=OuterRef("pk"), model_version_id=model_version.pk
+    )
+    return Interaction.objects.filter(project_id=model_version.project_id).filter(
+        ~Exists(has_prediction)
+    )
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def plan_pseudolabel_run(*, run_id: int, enqueue: bool = True) -> list[int]:
+    """Claim a queued run, split the missing interactions into chunks and send one task each.
+
+    Returns the ids of the chunks that still need work. Safe to run twice: a run that already
+    has chunks is not re-planned; its unfinished, unleased chunks are simply sent again.
+    """
+    run = claim_run(run_id=run_id, owner=worker_identity(), kinds=(Run.Kind.PSEUDOLABEL,))
+    if run is None:
+        logger.info("pseudolabel run %s not claimable (taken, ended or cancelled)", run_id)
+        return []
+    if run.chunks.exists():
+        pending = list(
+            run.chunks.filter(
+                Q(state=RunChunk.State.PENDING)
+                | Q(state=RunChunk.State.RUNNING, lease_expires_at__lt=timezone.now())
+            ).values_list("pk", flat=True)
+        )
+    else:
+        pending = _create_chunks(run)
+    if not pending:
+        complete_pseudolabel_run_if_done(run_id=run_id)
+        return []
+    if enqueue:
+        transaction.on_commit(lambda: [send_chunk(chunk_id) for chunk_id in pending])
+    return pending
+
+
+def _create_chunks(run: Run) -> list[int]:
+    """Chunk boundaries over the ids still missing a prediction, streamed (constant memory)."""
+    size = settings.DDI_PSEUDOLABEL_CHUNK_SIZE
+    ids = missing_interactions(run.model_version).order_by("pk").values_list("pk", flat=True)
+    chunks: list[RunChunk] = []
+    total = 0
+    first = last = None
+    for interaction_id in ids.iterator(chunk_size=20_000):
+        if first is None:
+            first = interaction_id
+        last = interaction_id
+        total += 1
+        if total % size == 0:
+            chunks.append(_chunk(run, len(chunks), first, last))
+            first = None
+    if first is not None:
+        chunks.append(_chunk(run, len(chunks), first, last))
+    with transaction.atomic():
+        RunChunk.objects.bulk_create(chunks)
+        Run.objects.filter(pk=run.pk).update(
+            progress_total=total,
+            progress_done=0,
+            stage=f"predicting ({len(chunks)} chunks)",
+            heartbeat_at=timezone.now(),
+        )
+    return list(run.chunks.values_list("pk", flat=True))
+
+
+def _chunk(run: Run, index: int, first_id: int, last_id: int) -> RunChunk:
+    return RunChunk(run=run, index=index, first_id=first_id, last_id=last_id, cursor=first_id - 1)
+
+
+# --- one chunk ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one chunk task did (for logs and tests)."""
+
+    status: str  # done | skipped | cancelled | failed
+    rows_written: int = 0
+
+
+def process_chunk(*, chunk_id: int, owner: str | None = None) -> ChunkOutcome:
+    """Predict and store every interaction of one chunk that lacks a prediction, batch by batch.
+
+    Raises RetryLater while another live worker holds the chunk's lease. Safe to run twice and
+    concurrently: the claim, the lease check in each batch and ON CONFLICT DO NOTHING make a
+    second delivery write nothing twice.
+    """
+    owner = owner or worker_identity()
+    chunk = _claim_chunk(chunk_id, owner)
+    if chunk is None:
+        return ChunkOutcome("skipped")
+    run = chunk.run
+    if chunk.attempts > settings.DDI_MAX_ATTEMPTS:
+        return _give_up(chunk)
+    try:
+        predictor = get_predictor(run.model_version)
+        written = _predict_chunk(chunk, run, predictor, owner)
+    except RunStopped:
+        _release_chunk(chunk.pk, owner)
+        finish_run(run_id=run.pk, state=Run.State.CANCELLED)
+        return ChunkOutcome("cancelled")
+    except LeaseLost:
+        logger.warning("chunk %s: lease lost to another worker; stopping this copy", chunk.pk)
+        return ChunkOutcome("skipped")
+    except DatabaseError:
+        _release_chunk(chunk.pk, owner)  # transient: let the retry claim it without waiting
+        raise
+    except Exception as error:
+        # A data or model error: retrying the same input would fail the same way.
+        message = f"chunk {chunk.index} (interactions {chunk.first_id}-{chunk.last_id}): {error}"
+        logger.exception("pseudolabel run %s failed in %s", run.pk, message)
+        RunChunk.objects.filter(pk=chunk.pk).update(state=RunChunk.State.FAILED, error=message)
+        finish_run(run_id=run.pk, state=Run.State.FAILED, error=message)
+        return ChunkOutcome("failed")
+    updated = RunChunk.objects.filter(
+        pk=chunk.pk, lease_owner=owner, state=RunChunk.State.RUNNING
+    ).update(state=RunChunk.State.DONE, lease_expires_at=None)
+    if updated:
+        complete_pseudolabel_run_if_done(run_id=run.pk)
+    return ChunkOutcome("done", written)
+
+
+def _claim_chunk(chunk_id: int, owner: str) -> RunChunk | None:
+    """Conditional claim: pending, or running with an expired lease (its worker died)."""
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.DDI_CHUNK_LEASE_S)
+    won = (
+        RunChunk.objects.filter(pk=chunk_id, run__state=Run.State.RUNNING)
+        .filter(
+            Q(state=RunChunk.State.PENDING)
+            | Q(state=RunChunk.State.RUNNING, lease_expires_at__lt=now)
+        )
+        .update(
+            state=RunChunk.State.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=lease_until,
+            attempts=F("attempts") + 1,
+        )
+    )
+    if won:
+        return RunChunk.objects.select_related("run__model_version").get(pk=chunk_id)
+    busy = (
+        RunChunk.objects.filter(
+            pk=chunk_id, state=RunChunk.State.RUNNING, run__state=Run.State.RUNNING
+        )
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    if busy is not None:
+        # Typically the redelivery of a chunk whose pool process was killed a moment ago: wait
+        # for the dead holder's lease to expire instead of dropping the message.
+        wait = max((busy - now).total_seconds(), 0) + 1
+        raise RetryLater(f"chunk {chunk_id} is leased until {busy:%H:%M:%S}", seconds=wait)
+    logger.info("chunk %s: nothing to do (done, failed, or its run ended)", chunk_id)
+    return None
+
+
+def _give_up(chunk: RunChunk) -> ChunkOutcome:
+    attempts = chunk.attempts - 1
+    message = (
+        f"chunk {chunk.index} (interactions {chunk.first_id}-{chunk.last_id}) was started "
+        f"{attempts} times without finishing; giving up (DDI_MAX_ATTEMPTS="
+        f"{settings.DDI_MAX_ATTEMPTS}). {chunk.error}".strip()
+    )
+    RunChunk.objects.filter(pk=chunk.pk).update(state=RunChunk.State.FAILED, error=message)
+    finish_run(run_id=chunk.run_id, state=Run.State.FAILED, error=message)
+    return ChunkOutcome("failed")
+
+
+def _release_chunk(chunk_id: int, owner: str) -> None:
+    """Best effort: hand the chunk back at once (the database may be unreachable right now)."""
+    try:
+        RunChunk.objects.filter(pk=chunk_id, lease_owner=owner).exclude(
+            state=RunChunk.State.DONE
+        ).update(state=RunChunk.State.PENDING, lease_owner="", lease_expires_at=None)
+    except DatabaseError:
+        logger.warning("chunk %s: could not release the lease; it expires by itself", chunk_id)
+
+
+def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) -> int:
+    """The batch loop: read (keyset by id), predict, write rows + cursor in one transaction."""
+    model_version = run.model_version
+    classes = list(predictor.classes)
+    batch_size = settings.DDI_PSEUDOLABEL_BATCH_SIZE
+    delay = settings.DDI_PSEUDOLABEL_TEST_DELAY_S
+    cursor = chunk.cursor
+    written = 0
+    todo = missing_interactions(model_version).filter(pk__lte=chunk.last_id).order_by("pk")
+    while True:
+        if Run.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            raise RunStopped
+        rows = list(todo.filter(pk__gt=cursor).values_list("pk", "blinded_text")[:batch_size])
+        if not rows:
+            return written
+        ids = [row[0] for row in rows]
+        slots, unique = _dedupe([row[1] for row in rows])
+        probs = predictor.predict_batch(unique)
+        lines = _row_suffixes(probs, classes)
+        if delay:
+            time.sleep(delay)
+        with transaction.atomic():
+            inserted = write_predictions(model_version.pk, ids, slots, lines)
+            now = timezone.now()
+            if not RunChunk.objects.filter(
+                pk=chunk.pk, lease_owner=owner, state=RunChunk.State.RUNNING
+            ).update(
+                cursor=ids[-1],
+                rows_written=F("rows_written") + inserted,
+                lease_expires_at=now + timedelta(seconds=settings.DDI_CHUNK_LEASE_S),
+            ):
+                raise LeaseLost
+            # Last statement of the transaction: the run row lock is held only briefly.
+            if not Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(
+                progress_done=F("progress_done") + inserted, heartbeat_at=now
+            ):
+                raise RunStopped
+        cursor = ids[-1]
+        written += inserted
+
+
+def _dedupe(texts: list[str]) -> tuple[list[int], list[str]]:
+    """(slot of each text, distinct texts): DrugBank repeats a few dozen patterns."""
+    slot_of: dict[str, int] = {}
+    slots = [slot_of.setdefault(text, len(slot_of)) for text in texts]
+    return slots, list(slot_of)
+
+
+@dataclass(frozen=True)
+class PredictionValues:
+    """The stored values of one distinct text's prediction (shared by its duplicates)."""
+
+    predicted_class: str
+    confidence: float
+    margin: float
+    probabilities: list[float]
+    copy_suffix: str  # "\t<class>\t<confidence>\t<margin>\t<probabilities json>\n"
+
+
+def _row_suffixes(probs: np.ndarray, classes: list[str]) -> list[PredictionValues]:
+    """Class, confidence (max), margin (top1 - top2) and JSON, computed once per distinct text."""
+    import numpy as np
+
+    probs = np.clip(probs.astype(np.float64), 0.0, 1.0)
+    order = np.sort(probs, axis=1)
+    top1 = order[:, -1]
+    top2 = order[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
+    best = probs.argmax(axis=1)
+    values = []
+    for row, k, conf, margin in zip(
+        probs.tolist(), best.tolist(), top1.tolist(), (top1 - top2).tolist(), strict=True
+    ):
+        name = classes[k]
+        suffix = f"\t{_copy_escape(name)}\t{conf!r}\t{margin!r}\t{json.dumps(row)}\n"
+        values.append(PredictionValues(name, conf, margin, row, suffix))
+    return values
+
+
+def _copy_escape(text: str) -> str:
+    """Escape a value for PostgreSQL's COPY text format."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def write_predictions(
+    model_version_id: int, ids: list[int], slots: list[int], values: list[PredictionValues]
+) -> int:
+    """Insert predictions, skipping existing (interaction, version) pairs; returns rows inserted.
+
+    Must run inside the caller's transaction. PostgreSQL: COPY into a temporary table, then one
+    INSERT ... SELECT ... ON CONFLICT DO NOTHING (the per-row Python cost is one string join).
+    Other databases: bulk_create(ignore_conflicts=True).
+    """
+    if connection.vendor == "postgresql":
+        return _write_predictions_copy(model_version_id, ids, slots, values)
+    return _write_predictions_orm(model_version_id, ids, slots, values)
+
+
+_STAGE = "ddi_prediction_stage"
+
+
+def _write_predictions_copy(
+    model_version_id: int, ids: list[int], slots: list[int], values: list[PredictionValues]
+) -> int:
+    table = connection.ops.quote_name(Prediction._meta.db_table)
+    payload = "".join([f"{i}{values[s].copy_suffix}" for i, s in zip(ids, slots, strict=True)])
+    with connection.cursor() as cursor:
+        # ON COMMIT DELETE ROWS: the staging table empties itself at every commit.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (interaction_id bigint, "
+            "predicted_class varchar(100), confidence double precision, "
+            "margin double precision, probabilities jsonb) ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+            copy.write(payload)
+        cursor.execute(
+            f"INSERT INTO {table} (interaction_id, model_version_id, predicted_class, "  # noqa: S608
+            "confidence, margin, probabilities) SELECT interaction_id, %s, predicted_class, "
+            f"confidence, margin, probabilities FROM {_STAGE} "
+            "ON CONFLICT (interaction_id, model_version_id) DO NOTHING",
+            [model_version_id],
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"TRUNCATE {_STAGE}")
+    return inserted
+
+
+def _write_predictions_orm(
+    model_version_id: int, ids: list[int], slots: list[int], values: list[PredictionValues]
+) -> int:
+    objects = [
+        Prediction(
+            interaction_id=i,
+            model_version_id=model_version_id,
+            predicted_class=values[s].predicted_class,
+            confidence=values[s].confidence,
+            margin=values[s].margin,
+            probabilities=values[s].probabilities,
+        )
+        for i, s in zip(ids, slots, strict=True)
+    ]
+    before = _changes()
+    Prediction.objects.bulk_create(objects, ignore_conflicts=True, batch_size=500)
+    after = _changes()
+    return len(objects) if before is None else after - before
+
+
+def _changes() -> int | None:
+    """SQLite's count of rows changed on this connection (ignored conflicts do not count)."""
+    if connection.vendor != "sqlite":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT total_changes()")
+        return cursor.fetchone()[0]
+
+
+# --- inline execution (manage.py pseudolabel --inline, tests, bench) ------------------------------
+
+
+def run_pseudolabel_inline(*, run_id: int) -> Run:
+    """Plan and process every chunk of a run in this process (no broker). Safe to run twice."""
+    for chunk_id in plan_pseudolabel_run(run_id=run_id, enqueue=False):
+        process_chunk(chunk_id=chunk_id)
+    return Run.objects.get(pk=run_id)

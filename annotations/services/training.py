@@ -1,0 +1,399 @@
+"""Training jobs: gather labels, fine-tune with modeling/, store a ModelVersion, decide promotion.
+
+Single flight per project: a PostgreSQL advisory lock (session level) is held for the whole
+training, so two workers, two beats or a double "run now" never train one project at once; on
+SQLite (one embedded worker) the conditional claim plus a "no other live training" check do it.
+Training checkpoints every DDI_TRAIN_CHECKPOINT_EVERY steps, so a redelivered job resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Exists, Max, OuterRef
+from django.utils import timezone
+
+from annotations.exceptions import DomainError, NothingToTrain
+from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Project, Run
+from annotations.services.runs import (
+    TRAINING_KINDS,
+    RetryLater,
+    claim_run,
+    finish_run,
+    start_pseudolabel_run,
+    worker_identity,
+)
+
+logger = logging.getLogger(__name__)
+
+# First key of the two-int advisory lock: the namespace "ddi-curate training".
+_LOCK_NAMESPACE = 7_314_001
+_PROGRESS_EVERY_S = 0.5
+_BUSY_RETRY_S = 20
+
+
+class RunCancelled(Exception):
+    """Raised from the progress callback when someone cancelled the run."""
+
+
+@dataclass
+class TrainingData:
+    """Training examples plus the counts recorded in Run.result."""
+
+    examples: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+
+def gather_training_examples(
+    *, project: Project, include_pseudo_labels_above: float | None = None
+) -> TrainingData:
+    """Human review labels + seed/import labels, optionally confident pseudo-labels.
+
+    Pseudo-labels come from the active version, highest confidence first (capped at
+    DDI_MAX_PSEUDO_LABEL_EXAMPLES), and never for an interaction that has a label of any status
+    (a reviewer's class wins, an "unclear" flag excludes it) or any review event (a reviewer
+    looked at it and rejected, changed or undid something). Read-only.
+    """
+    from modeling.training import TrainExample
+
+    classes = set(project.label_classes)
+    examples = []
+    counts = {"review": 0, "seed": 0, "import": 0, "pseudo": 0, "skipped_unknown_class": 0}
+    labels = Label.objects.filter(
+        interaction__project=project, status=Label.Status.LABELED
+    ).values_list("interaction__blinded_text", "label_class", "source")
+    for text, label_class, source in labels.order_by("interaction_id").iterator():
+        if label_class not in classes:
+            counts["skipped_unknown_class"] += 1
+            continue
+        examples.append(TrainExample(text=text, label=label_class))
+        counts[source] = counts.get(source, 0) + 1
+    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    if include_pseudo_labels_above is not None and active is not None:
+        has_label = Label.objects.filter(interaction=OuterRef("interaction"))
+        was_reviewed = LabelEvent.objects.filter(
+            interaction=OuterRef("interaction"), source=Label.Source.REVIEW
+        )
+        pseudo = (
+            Prediction.objects.filter(
+                model_version=active,
+                confidence__gte=include_pseudo_labels_above,
+                predicted_class__in=classes,
+            )
+            .filter(~Exists(has_label), ~Exists(was_reviewed))
+            .order_by("-confidence", "interaction_id")
+            .values_list("interaction__blinded_text", "predicted_class")
+        )
+        for text, label_class in pseudo[: settings.DDI_MAX_PSEUDO_LABEL_EXAMPLES]:
+            examples.append(TrainExample(text=text, label=label_class))
+            counts["pseudo"] += 1
+    counts["total"] = len(examples)
+    return TrainingData(examples=examples, counts=counts)
+
+
+def build_train_config(params: dict):
+    """TrainConfig from the defaults, settings.DDI_BACKBONE and the run's params."""
+    from modeling.config import TrainConfig
+
+    values = {
+        "backbone": params.get("backbone") or settings.DDI_BACKBONE,
+        "checkpoint_every_steps": settings.DDI_TRAIN_CHECKPOINT_EVERY,
+    }
+    for key in ("epochs", "learning_rate", "lora_r"):
+        if params.get(key) is not None:
+            values[key] = params[key]
+    return TrainConfig(**values)
+
+
+@contextmanager
+def training_lock(project_id: int) -> Iterator[bool]:
+    """Yield whether this process may train the project now (released on exit).
+
+    PostgreSQL: pg_try_advisory_lock, released by pg_advisory_unlock or when the connection
+    dies with the worker. Elsewhere: no other training run of the project has a fresh heartbeat.
+    """
+    if connection.vendor != "postgresql":
+        fresh = timezone.now() - timedelta(seconds=settings.DDI_STALE_AFTER_S)
+        busy = Run.objects.filter(
+            project_id=project_id,
+            kind__in=TRAINING_KINDS,
+            state=Run.State.RUNNING,
+            heartbeat_at__gte=fresh,
+            children__isnull=True,
+        ).exists()
+        yield not busy
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, project_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, project_id]
+                    )
+            except DatabaseError:
+                logger.warning("advisory unlock failed; the lock went with the connection")
+
+
+# --- the jobs -----------------------------------------------------------------------------------
+
+
+def run_training_job(*, run_id: int, enqueue: bool = True) -> Run | None:
+    """Execute a train or retrain run end to end (the body of both Celery tasks).
+
+    Raises RetryLater while another training of the project holds the lock; DatabaseError
+    propagates (transient, the task retries). Any other error fails the run with its message.
+    Safe to run twice: a claimed or finished run is skipped, a trained version is not retrained.
+    """
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        logger.warning("run %s does not exist (deleted?); nothing to do", run_id)
+        return None
+    with training_lock(run.project_id) as acquired:
+        if not acquired:
+            Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
+                heartbeat_at=timezone.now(), stage="waiting for another training to finish"
+            )
+            raise RetryLater(f"project {run.project_id} is training already", seconds=_BUSY_RETRY_S)
+        owner = worker_identity()
+        run = claim_run(run_id=run_id, owner=owner, kinds=TRAINING_KINDS)
+        if run is None:
+            logger.info("run %s not claimable (taken, ended or cancelled)", run_id)
+            return Run.objects.get(pk=run_id)
+        try:
+            model_version = train_for_run(run=run)
+            if run.kind == Run.Kind.RETRAIN:
+                _continue_with_pseudolabel(run, model_version, enqueue=enqueue)
+            else:
+                finish_run(run_id=run.pk, state=Run.State.SUCCEEDED, owner=owner)
+        except RunCancelled:
+            finish_run(run_id=run.pk, state=Run.State.CANCELLED)
+        except DatabaseError:
+            _requeue(run.pk, owner)
+            raise
+        except Exception as error:
+            logger.exception("training run %s failed", run.pk)
+            finish_run(run_id=run.pk, state=Run.State.FAILED, error=_readable(error))
+    return Run.objects.get(pk=run_id)
+
+
+def _readable(error: Exception) -> str:
+    if isinstance(error, DomainError | ValueError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _requeue(run_id: int, owner: str) -> None:
+    """Best effort: put a run back to queued so the retry can claim it without waiting."""
+    try:
+        Run.objects.filter(pk=run_id, lease_owner=owner, state=Run.State.RUNNING).update(
+            state=Run.State.QUEUED, stage="retrying after a database error"
+        )
+    except DatabaseError:
+        logger.warning("run %s: could not requeue; the watchdog picks it up", run_id)
+
+
+def _continue_with_pseudolabel(run: Run, model_version: ModelVersion, *, enqueue: bool) -> None:
+    """Second half of a retrain: pseudo-label with the new version when it was promoted."""
+    model_version.refresh_from_db()
+    if not model_version.is_active:
+        finish_run(
+            run_id=run.pk,
+            state=Run.State.SUCCEEDED,
+            result={**_result_of(run.pk), "pseudolabel_run": None},
+        )
+        return
+    with transaction.atomic():
+        child = start_pseudolabel_run(
+            project=run.project, model_version=model_version, parent=run, enqueue=enqueue
+        )
+        Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(
+            stage=f"pseudo-labeling (run {child.pk})",
+            result={**_result_of(run.pk), "pseudolabel_run": child.pk},
+            heartbeat_at=timezone.now(),
+        )
+
+
+def _result_of(run_id: int) -> dict:
+    return dict(Run.objects.values_list("result", flat=True).get(pk=run_id) or {})
+
+
+def train_for_run(*, run: Run) -> ModelVersion:
+    """Train a model version for a claimed run and decide its promotion.
+
+    Side effects: writes the artifact folder, a ModelVersion row, Run progress/result.
+    Resumes from the run's checkpoint; a run whose version is already ready is not retrained.
+    """
+    from modeling.training import train
+
+    project = run.project
+    params = run.params or {}
+    model_version = run.model_version
+    if model_version is not None and model_version.status == ModelVersion.Status.READY:
+        if not model_version.promotion_decision:
+            decide_promotion(run=run, model_version=model_version)
+        return model_version
+    data = gather_training_examples(
+        project=project, include_pseudo_labels_above=params.get("include_pseudo_labels_above")
+    )
+    _check_trainable(data, project)
+    config = build_train_config(params)
+    if model_version is None:
+        model_version = _new_model_version(run, config)
+    out_dir = Path(model_version.artifact_path)
+    checkpoint_dir = out_dir.parent / "checkpoints" / f"run-{run.pk}"
+    Run.objects.filter(pk=run.pk).update(
+        model_version=model_version,
+        stage="preparing",
+        result={"examples": data.counts, "model_version": model_version.pk},
+    )
+    progress = _ProgressWriter(run.pk)
+    try:
+        result = train(
+            data.examples,
+            classes=list(project.label_classes),
+            config=config,
+            out_dir=out_dir,
+            on_progress=progress,
+            checkpoint_dir=checkpoint_dir,
+        )
+    except RunCancelled:
+        _mark_version(model_version, ModelVersion.Status.FAILED, "training cancelled")
+        raise
+    except Exception as error:
+        _mark_version(model_version, ModelVersion.Status.FAILED, f"training failed: {error}")
+        raise
+    from modeling.artifacts import data_fingerprint
+
+    model_version.metrics = result.metrics
+    model_version.data_fingerprint = data_fingerprint((e.text, e.label) for e in data.examples)
+    model_version.n_train_examples = len(data.examples)
+    model_version.status = ModelVersion.Status.READY
+    model_version.save(update_fields=["metrics", "data_fingerprint", "n_train_examples", "status"])
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    decide_promotion(run=run, model_version=model_version)
+    return model_version
+
+
+def _check_trainable(data: TrainingData, project: Project) -> None:
+    present = {e.label for e in data.examples}
+    minimum = settings.DDI_MIN_TRAIN_EXAMPLES
+    if len(data.examples) < minimum or len(present) < 2:
+        raise NothingToTrain(
+            f"project {project.name!r} has {len(data.examples)} usable labels covering "
+            f"{len(present)} class(es); training needs at least {minimum} labels and 2 classes "
+            f"(classes: {', '.join(project.label_classes)})"
+        )
+
+
+def _new_model_version(run: Run, config) -> ModelVersion:
+    """Next version number of the project (serialized by the training lock; retried on races)."""
+    for _ in range(5):
+        latest = ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"]
+        number = (latest or 0) + 1
+        folder = Path(settings.DDI_ARTIFACTS_DIR) / str(run.project_id) / f"v{number}"
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(
+                    project=run.project,
+                    number=number,
+                    backbone=config.backbone,
+                    artifact_path=str(folder),
+                    train_config=config.to_dict(),
+                    status=ModelVersion.Status.TRAINING,
+                    created_by=run.created_by,
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not allocate a model version number for {run.project}")
+
+
+def _mark_version(model_version: ModelVersion, status: str, decision: str) -> None:
+    ModelVersion.objects.filter(pk=model_version.pk).update(
+        status=status, promotion_decision=decision
+    )
+
+
+def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
+    """Make the version active when its validation macro-F1 is not worse than the active one's.
+
+    Also when no version is active or params.force_promote is set. Records the decision and the
+    numbers in ModelVersion.promotion_decision and Run.result. Safe to run twice.
+    """
+    force = bool((run.params or {}).get("force_promote"))
+    new_f1 = model_version.metrics.get("macro_f1")
+    with transaction.atomic():
+        active = (
+            ModelVersion.objects.select_for_update()
+            .filter(project_id=model_version.project_id, is_active=True)
+            .exclude(pk=model_version.pk)
+            .first()
+        )
+        old_f1 = active.metrics.get("macro_f1") if active else None
+        if active is None:
+            promote, why = True, "no active version yet"
+        elif force:
+            promote, why = True, f"forced by an admin (active v{active.number} had {old_f1})"
+        elif new_f1 is not None and old_f1 is not None and new_f1 >= old_f1:
+            promote, why = True, f"macro-F1 {new_f1:.4f} >= active v{active.number} {old_f1:.4f}"
+        else:
+            promote, why = False, f"macro-F1 {new_f1} < active v{active.number} {old_f1}"
+        decision = f"{'promoted' if promote else 'not promoted'}: {why}"
+        if promote:
+            if active is not None:
+                ModelVersion.objects.filter(pk=active.pk).update(is_active=False)
+            ModelVersion.objects.filter(pk=model_version.pk).update(
+                is_active=True, promoted_at=timezone.now()
+            )
+        ModelVersion.objects.filter(pk=model_version.pk).update(promotion_decision=decision)
+        result = _result_of(run.pk)
+        result.update(
+            model_version=model_version.pk,
+            model_version_number=model_version.number,
+            promoted=promote,
+            promotion_decision=decision,
+            macro_f1=new_f1,
+            previous_active_version=active.number if active else None,
+            previous_macro_f1=old_f1,
+        )
+        Run.objects.filter(pk=run.pk).update(result=result)
+    model_version.refresh_from_db()
+    logger.info("%s: %s", model_version, decision)
+    return promote
+
+
+class _ProgressWriter:
+    """on_progress callback: throttled Run progress writes; raises RunCancelled when asked."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.last_write = 0.0
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        last_step = progress.step >= progress.total_steps
+        if now - self.last_write < _PROGRESS_EVERY_S and not last_step:
+            return
+        self.last_write = now
+        Run.objects.filter(pk=self.run_id, state=Run.State.RUNNING).update(
+            progress_done=progress.step,
+            progress_total=progress.total_steps,
+            cursor=progress.step,
+            stage=f"training epoch {progress.epoch} (loss {progress.loss:.3f})",
+            heartbeat_at=timezone.now(),
+        )
+        if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+            raise RunCancelled

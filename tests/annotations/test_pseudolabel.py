@@ -1,0 +1,225 @@
+"""Pseudo-labeling: exact rows, incremental runs, resume after a crash, caps, cancellation."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db.models import Count
+from django.utils import timezone
+
+from annotations.exceptions import NoActiveModelVersion
+from annotations.models import Prediction, Run, RunChunk
+from annotations.services import pseudolabel
+from annotations.services.pseudolabel import (
+    plan_pseudolabel_run,
+    process_chunk,
+    run_pseudolabel_inline,
+)
+from annotations.services.runs import RetryLater, cancel_run, start_pseudolabel_run
+from modeling.inference import Predictor
+from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory):
+    return train_tiny_artifact(tmp_path_factory.mktemp("model") / "v1")
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.DDI_PSEUDOLABEL_CHUNK_SIZE = 40
+    settings.DDI_PSEUDOLABEL_BATCH_SIZE = 16
+    return settings
+
+
+@pytest.fixture
+def version(project, tiny_artifact):
+    return ready_version(project, tiny_artifact)
+
+
+def assert_exact(version, interactions):
+    """One prediction per interaction, equal to the Predictor's own output."""
+    predictor = Predictor.load(tiny_artifact_path(version))
+    rows = {p.interaction_id: p for p in Prediction.objects.filter(model_version=version)}
+    assert sorted(rows) == sorted(i.pk for i in interactions)
+    probs = predictor.predict_batch([i.blinded_text for i in interactions])
+    for interaction, expected in zip(interactions, probs, strict=True):
+        row = rows[interaction.pk]
+        ranked = np.sort(expected.astype(np.float64))
+        assert row.predicted_class == predictor.classes[int(expected.argmax())]
+        assert row.confidence == pytest.approx(float(ranked[-1]), abs=1e-12)
+        assert row.margin == pytest.approx(float(ranked[-1] - ranked[-2]), abs=1e-12)
+        assert row.probabilities == pytest.approx(expected.astype(np.float64).tolist(), abs=1e-12)
+
+
+def tiny_artifact_path(version):
+    return version.artifact_path
+
+
+def test_a_run_writes_exactly_one_correct_prediction_per_interaction(
+    project, version, small_chunks
+):
+    interactions = make_interactions(project, 150)
+    run = start_pseudolabel_run(project=project)
+    assert run.model_version == version
+
+    run = run_pseudolabel_inline(run_id=run.pk)
+
+    assert run.state == Run.State.SUCCEEDED
+    assert run.progress_done == run.progress_total == 150
+    assert run.chunks.count() == math.ceil(150 / 40)
+    assert run.result["predictions_written"] == 150
+    assert_exact(version, interactions)
+
+
+def test_a_second_run_predicts_only_interactions_without_a_prediction(
+    project, version, small_chunks
+):
+    make_interactions(project, 50)
+    run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+    interactions = make_interactions(project, 30, start=50)
+
+    run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+
+    assert run.progress_total == run.progress_done == 30
+    assert_exact(version, interactions)
+
+
+def test_a_chunk_killed_after_one_batch_resumes_from_its_cursor(
+    project, version, small_chunks, monkeypatch
+):
+    interactions = make_interactions(project, 40)
+    run = start_pseudolabel_run(project=project)
+    [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+    small_chunks.DDI_PSEUDOLABEL_TEST_DELAY_S = 0.001
+    calls = []
+
+    def die_on_second_batch(seconds):
+        calls.append(seconds)
+        if len(calls) == 2:
+            raise SystemExit("simulated SIGKILL")
+
+    monkeypatch.setattr(pseudolabel.time, "sleep", die_on_second_batch)
+    with pytest.raises(SystemExit):
+        process_chunk(chunk_id=chunk_id)
+    chunk = RunChunk.objects.get(pk=chunk_id)
+    assert chunk.state == RunChunk.State.RUNNING
+    assert chunk.rows_written == 16
+    assert chunk.cursor == interactions[15].pk
+    # The dead worker's lease expires; the redelivered message takes the chunk over.
+    RunChunk.objects.filter(pk=chunk_id).update(lease_expires_at=timezone.now())
+    monkeypatch.undo()
+
+    assert process_chunk(chunk_id=chunk_id).status == "done"
+
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED
+    assert run.progress_done == 40
+    assert RunChunk.objects.get(pk=chunk_id).attempts == 2
+    assert_exact(version, interactions)
+
+
+def test_a_redelivered_chunk_waits_while_a_live_worker_holds_its_lease(
+    project, version, small_chunks
+):
+    make_interactions(project, 10)
+    run = start_pseudolabel_run(project=project)
+    [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+    RunChunk.objects.filter(pk=chunk_id).update(
+        state=RunChunk.State.RUNNING,
+        lease_owner="other-worker",
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    with pytest.raises(RetryLater):
+        process_chunk(chunk_id=chunk_id)
+    assert not Prediction.objects.exists()
+
+
+def test_a_finished_chunk_delivered_again_writes_nothing(project, version, small_chunks):
+    make_interactions(project, 10)
+    run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+    chunk = run.chunks.get()
+
+    assert process_chunk(chunk_id=chunk.pk).status == "skipped"
+    assert Prediction.objects.count() == 10
+    dupes = Prediction.objects.values("interaction").annotate(n=Count("id")).filter(n__gt=1)
+    assert not dupes.exists()
+
+
+def test_a_chunk_started_too_often_fails_the_run_with_a_readable_message(
+    project, version, small_chunks
+):
+    make_interactions(project, 10)
+    run = start_pseudolabel_run(project=project)
+    [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+    RunChunk.objects.filter(pk=chunk_id).update(
+        state=RunChunk.State.RUNNING,
+        attempts=small_chunks.DDI_MAX_ATTEMPTS,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert process_chunk(chunk_id=chunk_id).status == "failed"
+
+    run.refresh_from_db()
+    assert run.state == Run.State.FAILED
+    assert "giving up" in run.error
+    assert f"DDI_MAX_ATTEMPTS={small_chunks.DDI_MAX_ATTEMPTS}" in run.error
+
+
+def test_cancelling_a_running_run_stops_it_before_the_next_batch(project, version, small_chunks):
+    make_interactions(project, 30)
+    run = start_pseudolabel_run(project=project)
+    [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+
+    cancel_run(run=run)
+    outcome = process_chunk(chunk_id=chunk_id)
+
+    run.refresh_from_db()
+    assert outcome.status == "skipped" or outcome.status == "cancelled"
+    assert run.state == Run.State.CANCELLED
+    assert not Prediction.objects.exists()
+
+
+def test_starting_twice_for_the_same_version_returns_the_active_run(project, version):
+    first = start_pseudolabel_run(project=project)
+    second = start_pseudolabel_run(project=project, model_version=version)
+    assert first.pk == second.pk
+    assert Run.objects.filter(kind=Run.Kind.PSEUDOLABEL).count() == 1
+
+
+def test_pseudolabeling_without_an_active_version_is_refused(project):
+    with pytest.raises(NoActiveModelVersion, match="train one first"):
+        start_pseudolabel_run(project=project)
+
+
+def test_a_missing_model_folder_fails_the_run_with_its_path(project, tmp_path, small_chunks):
+    make_interactions(project, 5)
+    ready_version(project, tmp_path / "gone")
+    run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+    assert run.state == Run.State.FAILED
+    assert "gone" in run.error
+    assert "chunk 0" in run.error
+
+
+def test_the_run_succeeds_only_when_the_last_chunk_is_done(project, version, small_chunks):
+    make_interactions(project, 80)
+    run = start_pseudolabel_run(project=project)
+    first, second = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+
+    process_chunk(chunk_id=second)
+    run.refresh_from_db()
+    assert run.state == Run.State.RUNNING
+    process_chunk(chunk_id=first)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED
+    assert run.progress_done == 80
+
+
+def test_a_project_with_nothing_to_predict_succeeds_at_once(project, version):
+    run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+    assert run.state == Run.State.SUCCEEDED
+    assert run.progress_total == 0

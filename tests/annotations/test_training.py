@@ -1,0 +1,213 @@
+"""Training runs: examples gathered, version stored, promotion rule, cancellation, single flight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Run
+from annotations.services.pseudolabel import run_pseudolabel_inline
+from annotations.services.runs import RetryLater, claim_run, start_retrain_run, start_train_run
+from annotations.services.training import (
+    RunCancelled,
+    decide_promotion,
+    gather_training_examples,
+    run_training_job,
+    train_for_run,
+)
+from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
+from tests.workers_support import make_interactions, seed_labels
+
+FAST = {"epochs": 2, "backbone": "tiny-random-bert"}
+
+
+@pytest.fixture
+def tiny(settings, tmp_path):
+    settings.DDI_BACKBONE = "tiny-random-bert"
+    settings.DDI_ARTIFACTS_DIR = tmp_path / "models"
+    return settings
+
+
+@pytest.fixture
+def labeled(project):
+    """24 interactions with correct seed labels, both classes."""
+    interactions = make_interactions(project, 24)
+    seed_labels(interactions)
+    return interactions
+
+
+def test_a_train_run_stores_a_ready_active_version_with_metrics(project, labeled, tiny):
+    run = start_train_run(project=project, params=FAST)
+
+    run = run_training_job(run_id=run.pk, enqueue=False)
+
+    assert run.state == Run.State.SUCCEEDED, run.error
+    version = run.model_version
+    assert version.status == ModelVersion.Status.READY
+    assert version.is_active
+    assert version.number == 1
+    assert version.n_train_examples == 24
+    assert "macro_f1" in version.metrics
+    assert Path(version.artifact_path) == tiny.DDI_ARTIFACTS_DIR / str(project.pk) / "v1"
+    assert (Path(version.artifact_path) / "model.json").is_file()
+    assert len(version.data_fingerprint) == 64
+    assert version.train_config["backbone"] == "tiny-random-bert"
+    assert version.promotion_decision.startswith("promoted: no active version")
+    assert run.result["promoted"] is True
+    assert run.result["examples"]["seed"] == 24
+    assert run.progress_done == run.progress_total > 0
+
+
+def test_too_few_labels_fail_the_run_with_what_is_missing(project, tiny):
+    seed_labels(make_interactions(project, 3))
+    run = run_training_job(run_id=start_train_run(project=project).pk, enqueue=False)
+    assert run.state == Run.State.FAILED
+    assert "3 usable labels" in run.error
+    assert "at least 10" in run.error
+
+
+def test_a_worse_version_is_not_promoted(project):
+    active = ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.9})
+    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.7})
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
+
+    assert decide_promotion(run=run, model_version=new) is False
+
+    active.refresh_from_db()
+    run.refresh_from_db()
+    assert active.is_active
+    assert new.promotion_decision.startswith("not promoted")
+    assert run.result["previous_macro_f1"] == 0.9
+    assert run.result["macro_f1"] == 0.7
+
+
+def test_an_equal_version_is_promoted_and_the_old_one_retired(project):
+    active = ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.8})
+    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.8})
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
+
+    assert decide_promotion(run=run, model_version=new) is True
+
+    active.refresh_from_db()
+    assert not active.is_active
+    assert new.is_active
+    assert new.promoted_at is not None
+
+
+def test_an_admin_can_force_a_worse_version(project):
+    ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.9})
+    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.1})
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN, params={"force_promote": True})
+
+    assert decide_promotion(run=run, model_version=new) is True
+    assert new.promotion_decision.startswith("promoted: forced")
+
+
+def test_pseudo_labels_are_used_only_above_the_threshold_and_never_where_a_reviewer_acted(
+    project,
+):
+    rita = UserFactory(username="rita")
+    interactions = make_interactions(project, 6)
+    seed_labels(interactions[:2])
+    active = ModelVersionFactory(project=project, is_active=True)
+    confident, unsure, unclear, rejected, *_ = interactions[2:]
+    for interaction, confidence in ((confident, 0.99), (unsure, 0.6), (unclear, 0.99)):
+        PredictionFactory(interaction=interaction, model_version=active, confidence=confidence)
+    PredictionFactory(interaction=rejected, model_version=active, confidence=0.99)
+    Label.objects.create(
+        interaction=unclear, status=Label.Status.UNCLEAR, source=Label.Source.REVIEW, author=rita
+    )
+    # The reviewer changed the class and then undid it: no label left, but a review happened.
+    LabelEvent.objects.create(
+        interaction=rejected,
+        actor=rita,
+        action=LabelEvent.Action.UNDO,
+        source=Label.Source.REVIEW,
+        version=2,
+    )
+
+    without = gather_training_examples(project=project)
+    with_pseudo = gather_training_examples(project=project, include_pseudo_labels_above=0.9)
+
+    assert without.counts["pseudo"] == 0
+    assert without.counts["total"] == 2
+    assert with_pseudo.counts["pseudo"] == 1
+    assert with_pseudo.examples[-1].text == confident.blinded_text
+    assert Prediction.objects.count() == 4
+
+
+def test_cancelling_during_training_ends_the_run_cancelled(project, labeled, tiny):
+    run = start_train_run(project=project, params=FAST)
+    run = claim_run(run_id=run.pk, owner="me", kinds=(Run.Kind.TRAIN,))
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+    with pytest.raises(RunCancelled):
+        train_for_run(run=run)
+
+    version = ModelVersion.objects.get(project=project)
+    assert version.status == ModelVersion.Status.FAILED
+    assert version.promotion_decision == "training cancelled"
+
+
+def test_a_queued_run_cancelled_before_it_starts_never_trains(project, labeled, tiny):
+    run = start_train_run(project=project, params=FAST)
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+    run = run_training_job(run_id=run.pk, enqueue=False)
+
+    assert run.state == Run.State.CANCELLED
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_second_training_of_the_project_waits_for_the_first(project, labeled, tiny):
+    run = start_train_run(project=project, params=FAST)
+    if connection.vendor == "postgresql":
+        # Another worker (another database session) holds the project's training lock.
+        name = connection.settings_dict["NAME"]
+        with psycopg.connect(
+            f"host=127.0.0.1 user=postgres dbname={name}", autocommit=True
+        ) as other:
+            other.execute("SELECT pg_advisory_lock(7314001, %s)", [project.pk])
+            with pytest.raises(RetryLater):
+                run_training_job(run_id=run.pk, enqueue=False)
+    else:
+        Run.objects.create(
+            project=project, kind=Run.Kind.TRAIN, state="running", heartbeat_at=timezone.now()
+        )
+        with pytest.raises(RetryLater):
+            run_training_job(run_id=run.pk, enqueue=False)
+    run.refresh_from_db()
+    assert run.state == Run.State.QUEUED
+    assert "waiting" in run.stage
+
+
+def test_a_retrain_trains_then_pseudolabels_with_the_new_version(project, labeled, tiny):
+    make_interactions(project, 10, start=24)
+    retrain = start_retrain_run(project=project, params=FAST)
+
+    retrain = run_training_job(run_id=retrain.pk, enqueue=False)
+    child = retrain.children.get()
+    assert retrain.state == Run.State.RUNNING
+    assert child.model_version == retrain.model_version
+    child = run_pseudolabel_inline(run_id=child.pk)
+
+    retrain.refresh_from_db()
+    assert child.state == Run.State.SUCCEEDED
+    assert retrain.state == Run.State.SUCCEEDED
+    assert retrain.result["pseudolabel_run"] == child.pk
+    assert Prediction.objects.filter(model_version=retrain.model_version).count() == 34
+
+
+def test_a_redelivered_run_whose_version_is_ready_is_not_retrained(project, labeled, tiny):
+    run = run_training_job(run_id=start_train_run(project=project, params=FAST).pk, enqueue=False)
+    Run.objects.filter(pk=run.pk).update(state=Run.State.QUEUED)
+
+    again = run_training_job(run_id=run.pk, enqueue=False)
+
+    assert again.state == Run.State.SUCCEEDED
+    assert ModelVersion.objects.count() == 1
+    assert again.attempts == 2

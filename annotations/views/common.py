@@ -22,12 +22,15 @@ def visible_interactions(request: HttpRequest) -> QuerySet[Interaction]:
     )
 
 
-def page_context(request: HttpRequest, project: Project | None, nav: str, **extra) -> dict:
+def page_context(
+    request: HttpRequest, nav_project: Project | None, nav: str, **extra: object
+) -> dict[str, object]:
     """Context every full page needs for the layout (nav, project name, the user's role)."""
     role = get_role(request.user)
     return {
         "nav": nav,
-        "nav_project": project,
+        "nav_project": nav_project,
+        "project": nav_project,
         "user_role": role.value if role else "",
         **extra,
     }

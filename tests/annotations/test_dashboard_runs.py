@@ -1,0 +1,88 @@
+"""Training from the browser (Admin): start with parameters, watch, see the result, cancel."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from annotations.models import Run
+from tests.factories import ModelVersionFactory
+
+
+def test_admin_starts_a_retrain_with_parameters(client, admin_ada, project):
+    client.force_login(admin_ada)
+    response = client.post(
+        reverse("annotations:run_start", args=[project.pk]),
+        {
+            "kind": "retrain",
+            "epochs": 2,
+            "learning_rate": 0.0005,
+            "lora_r": 4,
+            "include_pseudo_labels_above": 0.97,
+            "force_promote": "on",
+        },
+    )
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("annotations:run_detail", args=[run.pk])
+    assert (run.kind, run.state, run.created_by) == ("retrain", "queued", admin_ada)
+    assert run.params == {
+        "epochs": 2,
+        "learning_rate": 0.0005,
+        "lora_r": 4,
+        "include_pseudo_labels_above": 0.97,
+        "force_promote": True,
+    }
+
+
+def test_bad_parameters_are_shown_next_to_the_field(client, admin_ada, project):
+    client.force_login(admin_ada)
+    response = client.post(
+        reverse("annotations:run_start", args=[project.pk]),
+        {"kind": "train", "epochs": 0, "learning_rate": 0.001, "lora_r": 4},
+    )
+    assert response.status_code == 422
+    assert "Ensure this value is greater than or equal to 1." in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_pseudolabel_without_an_active_model_says_what_to_do(client, admin_ada, project):
+    client.force_login(admin_ada)
+    response = client.post(
+        reverse("annotations:run_start", args=[project.pk]),
+        {"kind": "pseudolabel", "epochs": 1, "learning_rate": 0.001, "lora_r": 4},
+    )
+    assert response.status_code == 422
+    assert "train one first" in response.content.decode()
+
+
+def test_progress_partial_polls_while_active_and_stops_with_the_result(client, admin_ada, project):
+    client.force_login(admin_ada)
+    run = Run.objects.create(
+        project=project, kind=Run.Kind.TRAIN, state=Run.State.RUNNING, progress_total=10
+    )
+    url = reverse("annotations:run_progress", args=[run.pk])
+    body = client.get(url).content.decode()
+    assert 'hx-trigger="every 1s"' in body and "Cancel run" in body
+    version = ModelVersionFactory(
+        project=project,
+        metrics={"accuracy": 0.91, "macro_f1": 0.9},
+        promotion_decision="promoted: macro F1 0.90 > 0.85 of v1",
+    )
+    Run.objects.filter(pk=run.pk).update(
+        state=Run.State.SUCCEEDED, progress_done=10, model_version=version
+    )
+    body = client.get(url).content.decode()
+    assert "every 1s" not in body
+    assert "promoted: macro F1 0.90 &gt; 0.85 of v1" in body
+    assert "0.9100" in body
+
+
+def test_cancel_a_queued_run(client, admin_ada, project):
+    client.force_login(admin_ada)
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
+    response = client.post(reverse("annotations:run_cancel", args=[run.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert run.state == "cancelled"
+    response = client.post(reverse("annotations:run_cancel", args=[run.pk]))
+    assert response.status_code == 302  # a second cancel is a readable message, not an error

@@ -1,0 +1,231 @@
+"""Review pages and their HTMX endpoints, through Django's test client."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from annotations.models import Label, LabelEvent, ReviewSkip
+from annotations.services import labels
+from tests.factories import (
+    InteractionFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    ProjectFactory,
+)
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def active_version(project):
+    return ModelVersionFactory(project=project, is_active=True)
+
+
+@pytest.fixture
+def items(project, active_version):
+    """Three interactions of different patterns, most uncertain first."""
+    made = []
+    for i, confidence in enumerate((0.52, 0.6, 0.7)):
+        interaction = InteractionFactory(
+            project=project,
+            drug_a=f"Warfarin{i}",
+            drug_b=f"Aspirin{i}",
+            description=f"Warfarin{i} may increase the anticoagulant activities of Aspirin{i}.",
+            blinded_text=f"DRUG_A pattern {i} DRUG_B.",
+        )
+        PredictionFactory(
+            interaction=interaction,
+            model_version=active_version,
+            predicted_class="Synergistic",
+            confidence=confidence,
+            margin=2 * confidence - 1,
+            probabilities=[confidence, 1 - confidence],
+        )
+        made.append(interaction)
+    return made
+
+
+def test_queue_lists_the_most_uncertain_first(client, reviewer_rita, project, items):
+    client.force_login(reviewer_rita)
+    response = client.get(reverse("annotations:queue", args=[project.pk]))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.index("Warfarin0 + Aspirin0") < body.index("Warfarin1 + Aspirin1")
+    assert 'name="predicted_class"' in body
+
+
+def test_queue_filters_come_from_the_query_string(client, reviewer_rita, project, items):
+    client.force_login(reviewer_rita)
+    response = client.get(
+        reverse("annotations:queue", args=[project.pk]), {"min_confidence": "0.65"}
+    )
+    body = response.content.decode()
+    assert "Warfarin2 + Aspirin2" in body
+    assert "Warfarin0 + Aspirin0" not in body
+
+
+def test_start_reviewing_claims_and_redirects_to_the_most_uncertain_item(
+    client, reviewer_rita, project, items
+):
+    client.force_login(reviewer_rita)
+    response = client.get(reverse("annotations:review_next", args=[project.pk]))
+    assert response.status_code == 302
+    assert response.url == reverse("annotations:review_item", args=[items[0].pk])
+    assert items[0].claim.user == reviewer_rita
+
+
+def test_item_page_highlights_both_drugs_and_escapes_the_text(client, reviewer_rita, project):
+    interaction = InteractionFactory(
+        project=project,
+        drug_a="Warfarin",
+        drug_b="Aspirin",
+        description="<script>alert(1)</script> Warfarin & Aspirin interact.",
+    )
+    client.force_login(reviewer_rita)
+    body = client.get(reverse("annotations:review_item", args=[interaction.pk])).content.decode()
+    assert '<mark class="drug drug-a" title="Drug A">Warfarin</mark>' in body
+    assert '<mark class="drug drug-b" title="Drug B">Aspirin</mark>' in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<script>alert" not in body
+    assert "Labeling guideline" in body
+    assert "No prediction from an active model yet." in body
+
+
+def test_item_page_shows_prediction_probabilities_and_history(
+    client, reviewer_rita, reviewer_rob, items
+):
+    labels.record_review(
+        interaction=items[0], user=reviewer_rob, label_class="Antagonistic", expected_version=None
+    )
+    client.force_login(reviewer_rita)
+    body = client.get(reverse("annotations:review_item", args=[items[0].pk])).content.decode()
+    assert "Confidence 0.52" in body
+    assert 'data-key="1"' in body and 'data-key="2"' in body
+    assert "rob" in body and "Antagonistic" in body  # history: who and what
+    assert 'name="version" value="1"' in body
+
+
+def test_htmx_accept_saves_and_swaps_in_the_next_item(client, reviewer_rita, items):
+    client.force_login(reviewer_rita)
+    response = client.post(
+        reverse("annotations:review_action", args=[items[0].pk]),
+        {"action": "accept", "version": ""},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="review-pane"' in body and "<html" not in body
+    assert "Saved Synergistic for Warfarin0 + Aspirin0." in body
+    assert "Warfarin1" in body
+    assert response["HX-Push-Url"] == reverse("annotations:review_item", args=[items[1].pk])
+    assert Label.objects.get(interaction=items[0]).label_class == "Synergistic"
+
+
+def test_htmx_choose_class_records_a_change(client, reviewer_rita, items):
+    client.force_login(reviewer_rita)
+    client.post(
+        reverse("annotations:review_action", args=[items[0].pk]),
+        {"action": "label", "label_class": "Antagonistic", "version": ""},
+        **HTMX,
+    )
+    event = LabelEvent.objects.get(interaction=items[0])
+    assert (event.action, event.new_class, event.predicted_class) == (
+        "change",
+        "Antagonistic",
+        "Synergistic",
+    )
+
+
+def test_stale_save_answers_409_with_what_the_other_reviewer_saved(
+    client, reviewer_rita, reviewer_rob, items
+):
+    labels.record_review(
+        interaction=items[0], user=reviewer_rob, label_class="Antagonistic", expected_version=None
+    )
+    client.force_login(reviewer_rita)
+    response = client.post(
+        reverse("annotations:review_action", args=[items[0].pk]),
+        {"action": "accept", "version": ""},
+        **HTMX,
+    )
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert "Not saved: conflict." in body
+    assert "rob saved &#x27;Antagonistic&#x27;" in body
+    label = Label.objects.get(interaction=items[0])
+    assert (label.label_class, label.author) == ("Antagonistic", reviewer_rob)
+
+
+def test_flag_needs_a_note_and_bad_classes_are_refused_with_422(client, reviewer_rita, items):
+    client.force_login(reviewer_rita)
+    url = reverse("annotations:review_action", args=[items[0].pk])
+    response = client.post(url, {"action": "flag", "note": " "}, **HTMX)
+    assert response.status_code == 422
+    assert "Say what is unclear" in response.content.decode()
+    response = client.post(url, {"action": "label", "label_class": "Additive"}, **HTMX)
+    assert response.status_code == 422
+    assert "&#x27;Additive&#x27; is not a class" in response.content.decode()
+    response = client.post(url, {"action": "flag", "note": "two drugs named"}, **HTMX)
+    assert response.status_code == 200
+    assert Label.objects.get(interaction=items[0]).status == "unclear"
+
+
+def test_skip_hides_the_item_for_me_and_shows_the_next(client, reviewer_rita, items):
+    client.force_login(reviewer_rita)
+    response = client.post(reverse("annotations:review_skip", args=[items[0].pk]), **HTMX)
+    assert response.status_code == 200
+    assert "Skipped Warfarin0 + Aspirin0." in response.content.decode()
+    assert ReviewSkip.objects.filter(interaction=items[0], user=reviewer_rita).exists()
+
+
+def test_undo_brings_the_item_back_without_a_label(client, reviewer_rita, project, items):
+    client.force_login(reviewer_rita)
+    client.post(
+        reverse("annotations:review_action", args=[items[0].pk]), {"action": "accept"}, **HTMX
+    )
+    response = client.post(
+        reverse("annotations:review_undo", args=[project.pk]), {"current": items[1].pk}, **HTMX
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Undone: Warfarin0 + Aspirin0 is back to no label." in body
+    assert response["HX-Push-Url"] == reverse("annotations:review_item", args=[items[0].pk])
+    assert not Label.objects.filter(interaction=items[0]).exists()
+    response = client.post(
+        reverse("annotations:review_undo", args=[project.pk]), {"current": items[0].pk}, **HTMX
+    )
+    assert "Nothing to undo." in response.content.decode()
+
+
+def test_plain_form_posts_work_without_javascript(client, reviewer_rita, items):
+    client.force_login(reviewer_rita)
+    response = client.post(
+        reverse("annotations:review_action", args=[items[0].pk]), {"action": "accept"}
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("annotations:review_item", args=[items[1].pk])
+
+
+def test_empty_queue_says_so(client, reviewer_rita, project):
+    client.force_login(reviewer_rita)
+    response = client.get(reverse("annotations:review_next", args=[project.pk]))
+    assert response.status_code == 200
+    assert "Nothing left to review" in response.content.decode()
+
+
+def test_a_restricted_project_is_invisible_to_non_members(client, reviewer_rita, reviewer_rob):
+    secret = ProjectFactory(name="Secret", is_restricted=True)
+    secret.members.add(reviewer_rob)
+    interaction = InteractionFactory(project=secret)
+    client.force_login(reviewer_rita)
+    assert client.get(reverse("annotations:queue", args=[secret.pk])).status_code == 404
+    assert client.get(reverse("annotations:review_item", args=[interaction.pk])).status_code == 404
+    response = client.post(
+        reverse("annotations:review_action", args=[interaction.pk]),
+        {"action": "label", "label_class": "Synergistic"},
+    )
+    assert response.status_code == 404
+    assert not Label.objects.exists()
+    client.force_login(reviewer_rob)
+    assert client.get(reverse("annotations:queue", args=[secret.pk])).status_code == 200

@@ -1,0 +1,115 @@
+"""Shared parts of `manage.py train|pseudolabel|retrain`: options, starting, following a run."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotations.exceptions import DomainError
+from annotations.models import DEFAULT_PROJECT_NAME, Project, Run
+from annotations.services.jobs import run_job_inline
+from annotations.services.runs import RetryLater
+
+POLL_S = 0.5
+
+
+class JobCommand(BaseCommand):
+    """Start a job through the services, print its run id, optionally follow it to its end."""
+
+    training_options = True
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", default=DEFAULT_PROJECT_NAME, help="project name")
+        parser.add_argument(
+            "--wait", action="store_true", help="follow the run with a progress bar until it ends"
+        )
+        parser.add_argument(
+            "--inline",
+            action="store_true",
+            help="run the job in this process (no worker needed; same code as the worker)",
+        )
+        if self.training_options:
+            parser.add_argument("--epochs", type=int)
+            parser.add_argument("--learning-rate", type=float)
+            parser.add_argument("--lora-r", type=int)
+            parser.add_argument("--backbone", help="default: settings.DDI_BACKBONE")
+            parser.add_argument(
+                "--force-promote",
+                action="store_true",
+                help="make the new version active even if its validation macro-F1 is worse",
+            )
+            parser.add_argument(
+                "--include-pseudo-labels-above",
+                type=float,
+                metavar="CONFIDENCE",
+                help="also train on the active version's predictions at or above CONFIDENCE",
+            )
+
+    def training_params(self, options) -> dict:
+        params = {
+            "epochs": options["epochs"],
+            "learning_rate": options["learning_rate"],
+            "lora_r": options["lora_r"],
+            "backbone": options["backbone"],
+            "include_pseudo_labels_above": options["include_pseudo_labels_above"],
+        }
+        params = {key: value for key, value in params.items() if value is not None}
+        if options["force_promote"]:
+            params["force_promote"] = True
+        return params
+
+    def get_project(self, name: str) -> Project:
+        project = Project.objects.filter(name=name).first()
+        if project is None:
+            names = ", ".join(Project.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"no project named {name!r} (projects: {names})")
+        return project
+
+    def start(self, options, project: Project) -> Run:
+        raise NotImplementedError
+
+    def handle(self, *args, **options):
+        project = self.get_project(options["project"])
+        try:
+            run = self.start(options, project)
+        except DomainError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(f"run {run.pk} ({run.kind}) {run.state}")
+        if options["inline"]:
+            try:
+                run = run_job_inline(run_id=run.pk)
+            except RetryLater as busy:
+                raise CommandError(f"{busy}; run {run.pk} stays queued for a worker") from busy
+        elif options["wait"]:
+            run = follow(run, self.stdout)
+        if options["inline"] or options["wait"]:
+            self.report(run)
+
+    def report(self, run: Run) -> None:
+        run.refresh_from_db()
+        self.stdout.write(f"run {run.pk} {run.state}: {run.stage}")
+        if run.result:
+            self.stdout.write(f"result: {run.result}")
+        if run.state != Run.State.SUCCEEDED:
+            raise CommandError(run.error or f"run {run.pk} ended {run.state}")
+
+
+def follow(run: Run, stream) -> Run:
+    """Poll the Run row (and a retrain's child) with a tqdm bar until it ends."""
+    bar = tqdm(total=0, unit="step", file=stream, dynamic_ncols=True)
+    try:
+        while True:
+            run.refresh_from_db()
+            child = run.children.order_by("-pk").first()
+            shown = child if child is not None and run.is_active else run
+            bar.total = max(shown.progress_total, 1)
+            bar.n = shown.progress_done
+            bar.set_description(f"run {shown.pk} {shown.stage or shown.state}"[:60])
+            bar.refresh()
+            if not run.is_active:
+                return run
+            time.sleep(POLL_S)
+    finally:
+        bar.close()

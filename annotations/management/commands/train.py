@@ -1,0 +1,15 @@
+"""manage.py train: start a train run on the "training" queue (or --inline, here)."""
+
+from annotations.management.commands._jobs import JobCommand
+from annotations.services.runs import start_train_run
+
+
+class Command(JobCommand):
+    help = (
+        "Start a train run of a project and print its id. --wait follows it with a progress bar "
+        "(exit code 1 unless it succeeds); --inline runs it in this process without a worker."
+    )
+
+    def start(self, options, project):
+        params = self.training_params(options)
+        return start_train_run(project=project, params=params, enqueue=not options["inline"])

@@ -1,0 +1,26 @@
+"""Running a job in the current process, through the same functions the Celery tasks call.
+
+For a machine without a worker (`manage.py train --inline`) and for benchmarks. The web app
+never uses this: a request must not block on training.
+"""
+
+from __future__ import annotations
+
+from annotations.models import Run
+from annotations.services.pseudolabel import run_pseudolabel_inline
+from annotations.services.training import run_training_job
+
+
+def run_job_inline(*, run_id: int) -> Run:
+    """Execute a queued run (and a retrain's pseudo-labeling child) here; returns it ended.
+
+    Raises RetryLater when another training of the project is running. Safe to run twice.
+    """
+    run = Run.objects.get(pk=run_id)
+    if run.kind == Run.Kind.PSEUDOLABEL:
+        return run_pseudolabel_inline(run_id=run_id)
+    run = run_training_job(run_id=run_id, enqueue=False)
+    child = run.children.filter(state__in=Run.ACTIVE_STATES).first()
+    if child is not None:
+        run_pseudolabel_inline(run_id=child.pk)
+    return Run.objects.get(pk=run_id)

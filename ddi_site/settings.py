@@ -195,6 +195,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Run.Kind and Rule.Kind share the field name "kind": name their enums explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "RunKindEnum": "annotations.models.Run.Kind",
+        "RuleKindEnum": "annotations.models.Rule.Kind",
+    },
 }
 
 # --- Cache (Redis when configured; local memory otherwise) -------------------------------------
@@ -206,12 +211,14 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Without this, kombu puts its broadcast folder in the current directory.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:

@@ -117,6 +117,17 @@ class TestFormatsAndIdempotency:
         import_interactions(project=project, path=write(tmp_path, "q.csv", f"{HEADER}\n{row}\n"))
         assert '"diuretic"' in Interaction.objects.get().description
 
+    def test_an_empty_name_with_a_drugbank_id_falls_back_to_the_id(self, project, tmp_path):
+        content = (
+            "Drug 1,Drug 2,Interaction Description,drug1_id,drug2_id\n"
+            "Rifabutin,,The metabolism of DB09396 can be increased when combined with Rifabutin."
+            ",DB00615,DB09396\n"
+        )
+        import_interactions(project=project, path=write(tmp_path, "ids.csv", content))
+        row = Interaction.objects.get()
+        assert (row.drug_b, row.external_id_a) == ("DB09396", "DB00615")
+        assert row.blinded_text.startswith("The metabolism of DRUG_B")
+
     def test_label_classes_match_case_insensitively_to_the_project_spelling(
         self, project, tmp_path
     ):

@@ -59,7 +59,8 @@ def _conflict(interaction: Interaction, expected_version: int | None) -> EditCon
         )
     return EditConflict(
         f"Interaction {interaction.pk} was changed by someone else: {_describe(current)}. "
-        "Your change was not saved and nothing was overwritten; reload to review it again."
+        "Your change was not saved and nothing was overwritten; check the current label and "
+        "decide again."
     )
 
 

@@ -27,6 +27,21 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
     )
 
 
+def _metric_rows(run: Run) -> list[tuple[str, str]]:
+    """The scalar metrics of the run's model version, formatted for a table."""
+    metrics = run.model_version.metrics if run.model_version else {}
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, (dict, list)):
+            continue
+        rows.append((key, f"{value:.4f}" if isinstance(value, float) else str(value)))
+    return rows
+
+
+def _status_context(run: Run) -> dict:
+    return {"run": run, "metric_rows": _metric_rows(run)}
+
+
 def _list_context(request: HttpRequest, project, form: RunStartForm) -> dict:
     return page_context(
         request,
@@ -83,7 +98,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "annotations/run_detail.html",
-        page_context(request, run.project, "runs", run=run, project=run.project),
+        page_context(request, run.project, "runs", **_status_context(run)),
     )
 
 
@@ -92,7 +107,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress/result block of one run, polled every second while the run is active."""
     run = _visible_run(request, pk)
-    return render(request, "annotations/partials/run_status.html", {"run": run})
+    return render(request, "annotations/partials/run_status.html", _status_context(run))
 
 
 @require_POST
@@ -106,5 +121,5 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Cancellation of run {run.pk} requested.")
     if request.htmx:
-        return render(request, "annotations/partials/run_status.html", {"run": run})
+        return render(request, "annotations/partials/run_status.html", _status_context(run))
     return redirect("annotations:run_detail", run.pk)

@@ -65,7 +65,7 @@ def test_progress_partial_polls_while_active_and_stops_with_the_result(client, a
     assert 'hx-trigger="every 1s"' in body and "Cancel run" in body
     version = ModelVersionFactory(
         project=project,
-        metrics={"accuracy": 0.91, "macro_f1": 0.9},
+        metrics={"accuracy": 0.91, "macro_f1": 0.9, "n_val": 12, "per_class": {}},
         promotion_decision="promoted: macro F1 0.90 > 0.85 of v1",
     )
     Run.objects.filter(pk=run.pk).update(
@@ -74,7 +74,7 @@ def test_progress_partial_polls_while_active_and_stops_with_the_result(client, a
     body = client.get(url).content.decode()
     assert "every 1s" not in body
     assert "promoted: macro F1 0.90 &gt; 0.85 of v1" in body
-    assert "0.9100" in body
+    assert "0.9100" in body and ">12<" in body and "per_class" not in body
 
 
 def test_cancel_a_queued_run(client, admin_ada, project):

@@ -3,6 +3,8 @@
 from django.urls import path
 
 from annotations.views import dashboard, review, runs
+from annotations.views import export as export_views
+from annotations.views import rules as rule_views
 
 app_name = "annotations"
 
@@ -28,4 +30,15 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/progress/", runs.run_progress, name="run_progress"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),
+    # --- Rules and export (Curator; owned by the API/export engineer) -----------------------
+    path("projects/<int:project_pk>/rules/", rule_views.rule_list, name="rules"),
+    path("projects/<int:project_pk>/rules/new/", rule_views.rule_create, name="rule_create"),
+    path("rules/<int:pk>/edit/", rule_views.rule_edit, name="rule_edit"),
+    path("projects/<int:project_pk>/export/", export_views.export_page, name="export"),
+    path(
+        "projects/<int:project_pk>/export/download/",
+        export_views.export_download,
+        name="export_download",
+    ),
+    path("projects/<int:project_pk>/export/card/", export_views.export_card, name="export_card"),
 ]

@@ -381,6 +381,7 @@ def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) 
         rule = Rule.objects.select_for_update().select_related("project").get(pk=rule.pk)
         for name, value in changes.items():
             setattr(rule, name, value)
+        rule.name = rule.name.strip() or rule.pattern[:200]
         _validate(
             rule.project,
             kind=rule.kind,

@@ -35,7 +35,10 @@ class ExportForm(forms.Form):
     )
     reviewed_only = forms.BooleanField(required=False)
     classes = forms.MultipleChoiceField(
-        choices=(), required=False, widget=forms.CheckboxSelectMultiple, help_text="None ticked: all."
+        choices=(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: all.",
     )
 
     def __init__(self, *args, project: Project, **kwargs):

@@ -99,4 +99,6 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         return _submit(request, rule.project, rule)
     initial = {name: getattr(rule, name) for name in RuleForm.base_fields}
-    return _form_page(request, rule.project, RuleForm(initial=initial, project=rule.project), rule=rule)
+    return _form_page(
+        request, rule.project, RuleForm(initial=initial, project=rule.project), rule=rule
+    )

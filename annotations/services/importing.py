@@ -5,6 +5,11 @@ row is bad, the import is aborted with a report of up to MAX_REPORTED_ISSUES pro
 column, what was expected) and no row of the file stays in the database. Re-importing a file
 already imported (same sha256) is a no-op; a row whose text already exists in the project is
 skipped, so overlapping files add only what is new.
+
+Offset mappings (DDI-2013 and the like, see services/import_formats.py) locate the two mentions by
+character offsets instead of by name, blind the other mentions of the same sentence as DRUG_OTHER
+(one sentence's rows are buffered at a time, so the file must keep a sentence's rows together),
+and put the offsets and a row key into the content hash so distinct pairs never collapse.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from django.utils import timezone
 from annotations.exceptions import ImportFormatError, ImportIssue
 from annotations.models import ImportJob, Interaction, Label, LabelEvent, Project
 from annotations.services import parsing
+from annotations.services.offsets import Mention, OffsetProblem, blind_pair, locate_mention
 from modeling.blinding import blind, mentions
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,24 @@ class ColumnMapping:
     external_id_a: str | None = "drug1_id"
     external_id_b: str | None = "drug2_id"
     split: str | None = "split"
+    # Offset mappings: columns holding the character offsets of each mention (e.g. '29-36').
+    offsets_a: str | None = None
+    offsets_b: str | None = None
+    offsets_end_inclusive: bool = True
+    # Accept offsets off by up to this many characters when the shifted span is the mention.
+    offset_tolerance: int = 0
+    # Rows with the same value here (default: the same description) are one sentence; the
+    # mentions of its other pairs become DRUG_OTHER. Only consecutive rows are grouped.
+    group_by: str | None = None
+    # A row identity (e.g. a pair id) that joins the content hash of offset mappings.
+    key: str | None = None
+    # Columns copied into Interaction.extra, by header name.
+    extra_columns: tuple[str, ...] = ()
+    # Label values meaning "no class given": the row is imported unlabeled (and reported).
+    unlabeled_values: tuple[str, ...] = ()
+    # Rows of these splits keep their label in extra["reference_label"] instead of a Label, so
+    # training never sees them and evaluation can score predictions against them.
+    held_out_splits: tuple[str, ...] = ()
     aliases: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "drug_a": ("drug_a", "drug a", "drug1"),
@@ -54,6 +78,17 @@ class ColumnMapping:
     REQUIRED = ("drug_a", "drug_b", "description")
     OPTIONAL = ("external_id_a", "external_id_b", "split")
 
+    @property
+    def uses_offsets(self) -> bool:
+        return bool(self.offsets_a and self.offsets_b)
+
+    def required_keys(self) -> list[str]:
+        """Field names that must be found in the header for this mapping."""
+        keys = [*self.REQUIRED, *(("label",) if self.label else ())]
+        if self.uses_offsets:
+            keys += ["offsets_a", "offsets_b"]
+        return keys + (["key"] if self.key else [])
+
 
 @dataclass
 class ImportOutcome:
@@ -61,15 +96,22 @@ class ImportOutcome:
 
     job: ImportJob
     already_imported: bool = False
+    # Rows imported with a remark (unlabeled, corrected offsets): "line N: what was done".
+    notes: list[str] = field(default_factory=list)
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[\s_]+", "", name.strip().lower())
 
 
-def content_hash(drug_a: str, drug_b: str, description: str) -> str:
-    """Idempotency key of an interaction: the exact text of its three fields."""
-    return hashlib.sha256("\x1f".join((drug_a, drug_b, description)).encode()).hexdigest()
+def content_hash(drug_a: str, drug_b: str, description: str, identity: str = "") -> str:
+    """Idempotency key of an interaction: the exact text of its three fields.
+
+    `identity` (offset mappings: the mention offsets and the row key) tells apart two pairs with
+    the same names in the same sentence; empty, the key is the one of plain imports.
+    """
+    parts = (drug_a, drug_b, description, *((identity,) if identity else ()))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def pattern_hash(blinded_text: str) -> str:
@@ -84,7 +126,7 @@ def resolve_columns(
     by_norm = {_norm(name): name for name in header}
     resolved: dict[str, str] = {}
     missing: list[str] = []
-    wanted = [*ColumnMapping.REQUIRED, *(("label",) if mapping.label else ())]
+    wanted = mapping.required_keys()
     for key in wanted:
         expected = getattr(mapping, key)
         candidates = [expected, *mapping.aliases.get(key, ())]
@@ -98,10 +140,13 @@ def resolve_columns(
         ImportIssue(1, expected, _missing_column_message(expected, header, unused, delimiter))
         for expected in missing
     ]
-    for key in ColumnMapping.OPTIONAL:
+    for key in (*ColumnMapping.OPTIONAL, "group_by"):
         expected = getattr(mapping, key)
         if expected and _norm(expected) in by_norm:
             resolved[key] = by_norm[_norm(expected)]
+    for name in mapping.extra_columns:
+        if _norm(name) in by_norm:
+            resolved[f"extra:{name}"] = by_norm[_norm(name)]
     if issues:
         raise ImportFormatError(file_name, issues)
     return resolved
@@ -165,7 +210,7 @@ def import_interactions(
     )
     try:
         with transaction.atomic():
-            _import_rows(
+            notes = _import_rows(
                 job=job,
                 path=path,
                 mapping=mapping,
@@ -183,12 +228,12 @@ def import_interactions(
         )
         raise
     job.refresh_from_db()
-    return ImportOutcome(job=job)
+    return ImportOutcome(job=job, notes=notes)
 
 
 def _import_rows(
     *, job: ImportJob, path: Path, mapping: ColumnMapping, label_source: str, user, on_progress
-) -> None:
+) -> list[str]:
     file_name = path.name
     total_bytes = path.stat().st_size
     with path.open("rb") as raw:
@@ -211,8 +256,12 @@ def _import_rows(
         columns = resolve_columns(header, mapping, file_name=file_name, delimiter=delimiter)
         writer = _BatchWriter(job=job, label_source=label_source, user=user)
         issues: list[ImportIssue] = []
+        notes: list[str] = []
         rows_read = 0
-        for item in _validated(rows, columns, job.project):
+        checked = _validated(rows, columns, job.project, mapping, notes)
+        if mapping.uses_offsets:
+            checked = _blinded_by_sentence(checked)
+        for item in checked:
             if isinstance(item, ImportIssue):
                 issues.append(item)
                 if len(issues) >= MAX_REPORTED_ISSUES:
@@ -240,6 +289,9 @@ def _import_rows(
         labels_created=writer.labels_created,
         finished_at=timezone.now(),
     )
+    if notes:
+        logger.info("%s: %d rows imported with a note, e.g. %s", file_name, len(notes), notes[0])
+    return notes
 
 
 @dataclass(frozen=True)
@@ -252,13 +304,30 @@ class _Row:
     external_id_a: str
     external_id_b: str
     split: str
+    # Offset mappings only: the located mentions, the sentence key, the hash identity and the
+    # blinded text (filled in once the whole sentence has been read).
+    mentions: tuple[Mention, Mention] | None = None
+    group: str = ""
+    identity: str = ""
+    blinded: str = ""
+    extra: dict = field(default_factory=dict)
 
 
 def _validated(
-    rows: Iterator, columns: dict[str, str], project: Project
+    rows: Iterator,
+    columns: dict[str, str],
+    project: Project,
+    mapping: ColumnMapping,
+    notes: list[str],
 ) -> Iterator[_Row | ImportIssue]:
-    """Check each record; yield a clean _Row or one ImportIssue per problem."""
+    """Check each record; yield a clean _Row or one ImportIssue per problem.
+
+    Rows imported with a remark (an "unlabeled" label value, corrected offsets) add a line to
+    `notes`.
+    """
     classes = {name.casefold(): name for name in project.label_classes}
+    unlabeled = {value.casefold() for value in mapping.unlabeled_values}
+    held_out = {value.casefold() for value in mapping.held_out_splits}
     for record in rows:
         if isinstance(record, ImportIssue):
             yield record
@@ -269,12 +338,27 @@ def _validated(
             # DrugBank shows the id where its vocabulary has no name; the sentence uses the id.
             if not values[f"drug_{side}"] and values.get(f"external_id_{side}"):
                 values[f"drug_{side}"] = values[f"external_id_{side}"]
-        problem = _row_problem(record.line, values, columns, classes)
-        if problem is not None:
+        label = values.get("label") or None
+        if label and label.casefold() in unlabeled:
+            notes.append(f"line {record.line}: label {label!r} means no class; imported unlabeled")
+            label = values["label"] = None
+        problem = _row_problem(
+            record.line, values, columns, classes, by_name=not mapping.uses_offsets
+        )
+        if problem is None and mapping.uses_offsets:
+            problem = _locate_mentions(record.line, values, columns, mapping, notes)
+        if isinstance(problem, ImportIssue):
             yield problem
             continue
-        label = values.get("label") or None
-        yield _Row(
+        extra = {
+            key.removeprefix("extra:"): value
+            for key, value in values.items()
+            if key.startswith("extra:")
+        }
+        if label and values.get("split", "").casefold() in held_out:
+            extra["reference_label"] = classes[label.casefold()]
+            label = None
+        row = _Row(
             line=record.line,
             drug_a=values["drug_a"],
             drug_b=values["drug_b"],
@@ -283,11 +367,73 @@ def _validated(
             external_id_a=values.get("external_id_a", "")[:100],
             external_id_b=values.get("external_id_b", "")[:100],
             split=values.get("split", "")[:20],
+            extra=extra,
         )
+        if problem is not None:  # the two located mentions
+            key = values.get("key", "")
+            row = replace(
+                row,
+                mentions=problem,
+                group=values.get("group_by") or values["description"],
+                identity=f"{problem[0].as_text()}|{problem[1].as_text()}|{key}",
+            )
+        yield row
+
+
+def _locate_mentions(
+    line: int, values: dict[str, str], columns: dict[str, str], mapping: ColumnMapping, notes
+) -> tuple[Mention, Mention] | ImportIssue:
+    """Both mentions of an offset mapping, checked against the sentence, or the first problem."""
+    located = []
+    for side in ("a", "b"):
+        column = columns[f"offsets_{side}"]
+        try:
+            mention = locate_mention(
+                values["description"],
+                values[f"offsets_{side}"],
+                values[f"drug_{side}"],
+                end_inclusive=mapping.offsets_end_inclusive,
+                tolerance=mapping.offset_tolerance,
+            )
+        except OffsetProblem as problem:
+            return ImportIssue(line, column, str(problem))
+        if mention.shift:
+            notes.append(
+                f"line {line}: column {column!r}: offsets {values[f'offsets_{side}']} are off by "
+                f"{mention.shift:+d} characters; used {mention.as_text()} (end exclusive)"
+            )
+        located.append(mention)
+    return located[0], located[1]
+
+
+def _blinded_by_sentence(items: Iterator[_Row | ImportIssue]) -> Iterator[_Row | ImportIssue]:
+    """Buffer one sentence's rows at a time, then blind each pair with the sentence's mentions."""
+    sentence: list[_Row] = []
+    for item in items:
+        if isinstance(item, ImportIssue):
+            yield item
+            continue
+        if sentence and item.group != sentence[0].group:
+            yield from _blind_sentence(sentence)
+            sentence = []
+        sentence.append(item)
+    yield from _blind_sentence(sentence)
+
+
+def _blind_sentence(rows: list[_Row]) -> Iterator[_Row]:
+    everyone = [mention for row in rows for mention in row.mentions]
+    for row in rows:
+        text = blind_pair(row.description, *row.mentions, everyone)
+        yield replace(row, blinded=text)
 
 
 def _row_problem(
-    line: int, values: dict[str, str], columns: dict[str, str], classes: dict[str, str]
+    line: int,
+    values: dict[str, str],
+    columns: dict[str, str],
+    classes: dict[str, str],
+    *,
+    by_name: bool = True,
 ) -> ImportIssue | None:
     for key in ("drug_a", "drug_b"):
         if not values[key]:
@@ -296,8 +442,8 @@ def _row_problem(
             return ImportIssue(line, columns[key], "drug name longer than 500 characters")
     if not values["description"]:
         return ImportIssue(line, columns["description"], "empty description")
-    spans_a, spans_b = mentions(values["description"], values["drug_a"], values["drug_b"])
-    if not spans_a and not spans_b:
+    # Offset mappings check their mentions by offsets instead (_locate_mentions).
+    if by_name and not any(mentions(values["description"], values["drug_a"], values["drug_b"])):
         return ImportIssue(
             line,
             columns["description"],
@@ -334,7 +480,7 @@ class _BatchWriter:
         project = self.job.project
         objects = []
         for row in self.buffer:
-            blinded = blind(row.description, row.drug_a, row.drug_b)
+            blinded = row.blinded or blind(row.description, row.drug_a, row.drug_b)
             objects.append(
                 Interaction(
                     project=project,
@@ -343,12 +489,15 @@ class _BatchWriter:
                     description=row.description,
                     blinded_text=blinded,
                     pattern_hash=pattern_hash(blinded),
-                    content_hash=content_hash(row.drug_a, row.drug_b, row.description),
+                    content_hash=content_hash(
+                        row.drug_a, row.drug_b, row.description, row.identity
+                    ),
                     source_file=self.job.file_name,
                     source_line=row.line,
                     external_id_a=row.external_id_a,
                     external_id_b=row.external_id_b,
                     split=row.split,
+                    extra=row.extra,
                     import_job=self.job,
                 )
             )

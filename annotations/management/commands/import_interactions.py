@@ -1,7 +1,8 @@
-"""manage.py import_interactions FILE [--project NAME] [--label-column label]"""
+"""manage.py import_interactions FILE [--project NAME] [--label-column label] [--format ddi2013]"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -9,14 +10,16 @@ from tqdm import tqdm
 
 from annotations.exceptions import ImportFormatError
 from annotations.models import DEFAULT_PROJECT_NAME, Label, Project
-from annotations.services.importing import ColumnMapping, import_interactions
+from annotations.services.import_formats import FORMATS
+from annotations.services.importing import MAX_REPORTED_ISSUES, ColumnMapping, import_interactions
 
 
 class Command(BaseCommand):
     help = (
         "Import interactions from a CSV, TSV or JSONL file (all-or-nothing; re-importing adds "
         "nothing). Columns: 'Drug 1', 'Drug 2', 'Interaction Description' (+ an optional label "
-        "column)."
+        "column), or a known corpus layout with --format (ddi2013: the DDI Extraction 2013 pairs, "
+        "blinded by offsets, test labels kept aside for `manage.py evaluate`)."
     )
 
     def add_arguments(self, parser):
@@ -28,22 +31,36 @@ class Command(BaseCommand):
             choices=[Label.Source.SEED, Label.Source.IMPORT],
             default=Label.Source.SEED,
         )
-        parser.add_argument("--drug-a-column", default="Drug 1")
-        parser.add_argument("--drug-b-column", default="Drug 2")
-        parser.add_argument("--description-column", default="Interaction Description")
+        parser.add_argument("--drug-a-column", default=None, help="default: 'Drug 1'")
+        parser.add_argument("--drug-b-column", default=None, help="default: 'Drug 2'")
+        parser.add_argument(
+            "--description-column", default=None, help="default: 'Interaction Description'"
+        )
+        parser.add_argument(
+            "--format",
+            choices=sorted(FORMATS),
+            default=None,
+            help="a named column mapping; its classes are used by --create-project",
+        )
         parser.add_argument("--create-project", action="store_true", help="create it if missing")
         parser.add_argument(
             "--classes", default=None, help="comma-separated classes for --create-project"
         )
 
     def handle(self, *args, **options):
-        project = self._project(options)
-        mapping = ColumnMapping(
-            drug_a=options["drug_a_column"],
-            drug_b=options["drug_b_column"],
-            description=options["description_column"],
-            label=options["label_column"],
-        )
+        base, classes = FORMATS.get(options["format"], (ColumnMapping(), None))
+        project = self._project(options, classes)
+        overrides = {
+            field: options[option]
+            for field, option in (
+                ("drug_a", "drug_a_column"),
+                ("drug_b", "drug_b_column"),
+                ("description", "description_column"),
+                ("label", "label_column"),
+            )
+            if options[option] is not None
+        }
+        mapping = dataclasses.replace(base, **overrides)
         path: Path = options["file"]
         total = path.stat().st_size if path.is_file() else 0
         with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, disable=None) as bar:
@@ -72,8 +89,12 @@ class Command(BaseCommand):
                 f"{job.interactions_created} new interactions, {job.labels_created} new labels."
             )
         )
+        for note in outcome.notes[:MAX_REPORTED_ISSUES]:
+            self.stdout.write(f"note: {note}")
+        if len(outcome.notes) > MAX_REPORTED_ISSUES:
+            self.stdout.write(f"... and {len(outcome.notes) - MAX_REPORTED_ISSUES} more notes")
 
-    def _project(self, options) -> Project:
+    def _project(self, options, format_classes: list[str] | None) -> Project:
         name = options["project"]
         project = Project.objects.filter(name=name).first()
         if project is not None:
@@ -83,4 +104,5 @@ class Command(BaseCommand):
         classes = [c.strip() for c in (options["classes"] or "").split(",") if c.strip()]
         if options["classes"] is not None and len(set(classes)) < 2:
             raise CommandError("--classes needs at least two distinct class names")
+        classes = classes or list(format_classes or [])
         return Project.objects.create(name=name, **({"label_classes": classes} if classes else {}))

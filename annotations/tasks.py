@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_init
 from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -20,6 +21,15 @@ logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (DatabaseError, BrokerError, ConnectionError)
 _MAX_TRANSIENT_RETRIES = 8
+
+
+@worker_init.connect
+def _preload_model_code(**_) -> None:
+    """Import torch/transformers once in the worker's main process, before the pool forks.
+
+    A replaced pool process (after a crash or max-tasks-per-child) then starts in milliseconds.
+    """
+    import modeling.inference  # noqa: F401
 
 
 def _backoff(retries: int) -> int:

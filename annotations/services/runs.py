@@ -369,8 +369,8 @@ def requeue_stale_runs() -> dict[str, int]:
 
     - queued runs untouched for DDI_REQUEUE_QUEUED_AFTER_S (e.g. the broker was down at enqueue),
     - running runs whose heartbeat is older than DDI_STALE_AFTER_S (the worker died),
-    - pending chunks untouched for DDI_REQUEUE_QUEUED_AFTER_S and running chunks whose lease
-      expired, of running pseudo-labeling runs.
+    - chunks whose lease expired (handed back as pending), and pending chunks of a running
+      pseudo-labeling run that made no progress for DDI_REQUEUE_QUEUED_AFTER_S.
     Safe to run twice and from two beats: claims make duplicate messages harmless.
     """
     now = timezone.now()
@@ -406,9 +406,17 @@ def requeue_stale_runs() -> dict[str, int]:
         Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(heartbeat_at=now)
         counts["runs"] += send_run(run_id)
 
-    chunks = RunChunk.objects.filter(run__state=Run.State.RUNNING).filter(
-        Q(state=RunChunk.State.PENDING, updated_at__lt=queued_before)
-        | Q(state=RunChunk.State.RUNNING, lease_expires_at__lt=now)
+    # A chunk whose lease expired lost its worker: hand it back as pending. Pending chunks are
+    # normally still in the queue; they are re-sent only when their run made no progress for a
+    # while (messages lost with a broker restart), so a long queue is not flooded with copies.
+    RunChunk.objects.filter(
+        run__state=Run.State.RUNNING, state=RunChunk.State.RUNNING, lease_expires_at__lt=now
+    ).update(state=RunChunk.State.PENDING, lease_owner="", lease_expires_at=None, updated_at=now)
+    chunks = RunChunk.objects.filter(
+        Q(run__heartbeat_at__lt=queued_before) | Q(run__heartbeat_at__isnull=True),
+        run__state=Run.State.RUNNING,
+        state=RunChunk.State.PENDING,
+        updated_at__lt=queued_before,
     )
     for chunk_id in chunks.values_list("pk", flat=True):
         RunChunk.objects.filter(pk=chunk_id, state=RunChunk.State.PENDING).update(updated_at=now)

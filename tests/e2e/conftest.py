@@ -1,0 +1,203 @@
+"""Real-process harness: Celery worker subprocesses against real PostgreSQL and Redis.
+
+Tests marked ``e2e`` that need PostgreSQL always get it: when the main test run uses SQLite, each
+such test is re-run by a child pytest pointed at the local PostgreSQL (127.0.0.1:5432) and Redis
+(127.0.0.1:6379), and its result is this test's result. Nothing is skipped.
+
+Workers run in their own session (setsid) so a test can SIGKILL one pool child or the whole
+process group, like the OOM killer or a power loss.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_URL = "postgres://postgres@127.0.0.1:5432/ddi_curate"
+REDIS_DB = 2  # the workers engineer's Redis database (CI may set E2E_REDIS_URL)
+REDIS_URL = os.environ.get("E2E_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
+WORKER_DB_APP_NAME = "ddi-e2e-worker"
+
+
+def _on_postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Re-run a PostgreSQL e2e test in a child pytest when this run uses SQLite."""
+    if pyfuncitem.get_closest_marker("postgres") is None or _on_postgres():
+        return None
+    base = os.environ.get("DDI_TEST_DB_NAME") or "test_ddi_workers"
+    env = {
+        **os.environ,
+        "DATABASE_URL": PG_URL,
+        "DDI_TEST_DB_NAME": f"{base}_e2e",
+        "CELERY_BROKER_URL": REDIS_URL,
+    }
+    command = [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(
+            f"{pyfuncitem.nodeid} failed on PostgreSQL (child pytest):\n"
+            + (done.stdout + done.stderr)[-6000:],
+            pytrace=False,
+        )
+    return True
+
+
+class Worker:
+    """One `celery worker` process group; its log file is kept for failure messages."""
+
+    def __init__(self, name: str, env: dict, log: Path, queues: str, pool: str):
+        self.name = name
+        self.log = log
+        command = [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "ddi_site",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            "1",
+            "--pool",
+            pool,
+            "--prefetch-multiplier",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.name} did not start:\n{self.tail()}")
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def child_pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in out.stdout.split()]
+
+    def kill_child(self) -> None:
+        """SIGKILL the pool process (OOM killer); the main process forks a new one."""
+        for pid in self.child_pids():
+            os.kill(pid, signal.SIGKILL)
+
+    def kill_group(self) -> None:
+        """SIGKILL the whole worker (power loss)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill_group()
+
+
+class WorkerPool:
+    """Starts workers for one test and stops every one of them afterwards."""
+
+    def __init__(self, base_env: dict, tmp: Path):
+        self.base_env = base_env
+        self.tmp = tmp
+        self.workers: list[Worker] = []
+
+    def start(
+        self,
+        name: str = "w1",
+        *,
+        queues: str = "default,training,inference",
+        pool: str = "prefork",
+        wait: bool = True,
+        **env: str,
+    ) -> Worker:
+        worker = Worker(
+            name,
+            {**self.base_env, **env},
+            self.tmp / f"{name}.log",
+            queues,
+            pool,
+        )
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready()
+        return worker
+
+    def full_logs(self) -> str:
+        return "\n".join(w.log.read_text(errors="replace") for w in self.workers)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name}\n{w.tail(2500)}" for w in self.workers)
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def worker_env(tmp: Path, broker_url: str) -> dict:
+    """Environment of a worker process: the test database, the broker, short leases."""
+    db = django_settings.DATABASES["default"]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DDI_", "CELERY_", "DATABASE_", "PYTEST", "DB_"))
+    }
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@127.0.0.1:5432/{db['NAME']}",
+        CELERY_BROKER_URL=broker_url,
+        CELERY_VISIBILITY_TIMEOUT="30",
+        DB_APPLICATION_NAME=WORKER_DB_APP_NAME,
+        DDI_VAR_DIR=str(tmp / "var"),
+        DDI_BACKBONE="tiny-random-bert",
+        DDI_PSEUDOLABEL_CHUNK_SIZE="100",
+        DDI_PSEUDOLABEL_BATCH_SIZE="20",
+        DDI_PSEUDOLABEL_TEST_DELAY_S="0.1",
+        DDI_CHUNK_LEASE_S="3",
+        DDI_MAX_ATTEMPTS="10",
+        DDI_ARTIFACTS_DIR=str(tmp / "models"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "postgres: needs PostgreSQL + Redis; re-run against them when the main run is SQLite",
+    )

@@ -1,0 +1,218 @@
+"""Pseudo-labeling through real Celery workers on PostgreSQL + Redis, with failures injected.
+
+Every test ends with the same check: exactly one prediction per interaction for the version,
+equal to what the model computes in-process, and the run succeeded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import redis
+from django.db import connection
+
+from annotations.models import Interaction, Prediction, Run
+from annotations.services.runs import (
+    requeue_stale_runs,
+    send_chunk,
+    send_run,
+    start_pseudolabel_run,
+)
+from modeling.inference import Predictor
+from tests.e2e.conftest import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
+from tests.workers_support import (
+    celery_broker,
+    make_interactions,
+    ready_version,
+    train_tiny_artifact,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
+
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory):
+    return train_tiny_artifact(tmp_path_factory.mktemp("e2e-model") / "v1")
+
+
+@pytest.fixture
+def broker_url():
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path, broker_url, settings):
+    # The test process plays beat: it runs the watchdog with short thresholds.
+    settings.DDI_REQUEUE_QUEUED_AFTER_S = 3
+    settings.DDI_STALE_AFTER_S = 6
+    pool = WorkerPool(worker_env(tmp_path, broker_url), tmp_path)
+    with celery_broker(broker_url, {"visibility_timeout": 30}):
+        yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def version(project, tiny_artifact):
+    make_interactions(project, N)
+    return ready_version(project, tiny_artifact)
+
+
+def progress(run: Run) -> int:
+    run.refresh_from_db()
+    return run.progress_done
+
+
+def wait_for_progress(run: Run, above: int, pool: WorkerPool, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = progress(run)
+        if done > above:
+            return done
+        time.sleep(0.1)
+    raise AssertionError(f"no progress past {above}: {run.state} {run.error}\n{pool.logs()}")
+
+
+def wait_until_finished(run: Run, pool: WorkerPool, timeout: float = 120) -> Run:
+    deadline = time.monotonic() + timeout
+    last_watchdog = 0.0
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if not run.is_active:
+            return run
+        if time.monotonic() - last_watchdog > 1.0:
+            requeue_stale_runs()
+            last_watchdog = time.monotonic()
+        time.sleep(0.2)
+    raise AssertionError(f"run still {run.state} at {run.progress_done}\n{pool.logs()}")
+
+
+def assert_run_exact(run: Run, pool: WorkerPool) -> None:
+    """One prediction per interaction for the version, equal to the in-process reference."""
+    assert run.state == Run.State.SUCCEEDED, f"{run.state}: {run.error}\n{pool.logs()}"
+    version = run.model_version
+    rows = dict(
+        Prediction.objects.filter(model_version=version).values_list("interaction_id", "confidence")
+    )
+    interactions = list(Interaction.objects.filter(project=version.project).order_by("pk"))
+    assert Prediction.objects.filter(model_version=version).count() == len(interactions)
+    assert set(rows) == {i.pk for i in interactions}
+    assert run.progress_done == run.progress_total == len(interactions)
+    predictor = Predictor.load(version.artifact_path)
+    texts = [i.blinded_text for i in interactions]
+    for interaction, probs in zip(interactions, predictor.predict_proba(texts), strict=True):
+        assert rows[interaction.pk] == pytest.approx(float(probs.max()), abs=1e-9)
+
+
+@pytest.mark.chaos
+def test_sigkilled_workers_resume_and_every_interaction_gets_one_prediction(
+    project, version, workers
+):
+    worker = workers.start("w1")
+    run = start_pseudolabel_run(project=project)
+
+    done = wait_for_progress(run, 0, workers)
+    worker.kill_child()  # OOM killer: the message is rejected and redelivered at once
+    done = wait_for_progress(run, done, workers)
+    worker.kill_group()  # power loss: unacked messages stay with the dead worker
+    worker = workers.start("w1")
+    done = wait_for_progress(run, done, workers)
+    worker.kill_group()
+    worker = workers.start("w1")
+
+    run = wait_until_finished(run, workers)
+    assert_run_exact(run, workers)
+    assert "WorkerLostError" in workers.full_logs()
+
+
+@pytest.mark.chaos
+def test_a_database_connection_dropped_mid_run_is_retried(project, version, workers):
+    workers.start("w1")
+    run = start_pseudolabel_run(project=project)
+    done = 0
+    for _ in range(2):
+        done = wait_for_progress(run, done, workers)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                [WORKER_DB_APP_NAME],
+            )
+            assert cursor.fetchone()[0] >= 1
+
+    run = wait_until_finished(run, workers)
+    assert_run_exact(run, workers)
+
+
+@pytest.mark.chaos
+def test_a_redis_restart_mid_run_loses_no_work(project, version, workers, tmp_path):
+    port = 6392
+    redis_cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    redis_cmd += ["--appendonly", "no", "--dir", str(tmp_path)]
+    server = subprocess.Popen(redis_cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_redis(url)
+        workers.start("w1", CELERY_BROKER_URL=url)
+        with celery_broker(url, {"visibility_timeout": 30}):
+            run = start_pseudolabel_run(project=project)
+            wait_for_progress(run, 0, workers)
+            server.terminate()  # queued chunk messages are lost with it (no persistence)
+            server.wait(timeout=10)
+            time.sleep(1)
+            server = subprocess.Popen(redis_cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+            _wait_redis(url)
+            run = wait_until_finished(run, workers)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert_run_exact(run, workers)
+
+
+def _wait_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for _ in range(50):
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"redis at {url} did not start")
+
+
+def test_duplicate_jobs_are_harmless_and_two_workers_finish_sooner_with_the_same_rows(
+    project, version, workers, tiny_artifact
+):
+    workers.start("w1")
+    started = time.monotonic()
+    one = start_pseudolabel_run(project=project)
+    assert start_pseudolabel_run(project=project).pk == one.pk  # two starts, one run
+    send_run(one.pk)  # the same job message sent twice more
+    send_run(one.pk)
+    wait_for_progress(one, 0, workers)
+    for chunk_id in one.chunks.values_list("pk", flat=True):
+        send_chunk(chunk_id)  # and every chunk delivered twice
+    one = wait_until_finished(one, workers)
+    one_worker_s = time.monotonic() - started
+    second_version = ready_version(project, tiny_artifact, number=2, active=False)
+    workers.start("w2")
+    started = time.monotonic()
+    two = wait_until_finished(
+        start_pseudolabel_run(project=project, model_version=second_version), workers
+    )
+    two_workers_s = time.monotonic() - started
+
+    assert_run_exact(one, workers)
+    assert_run_exact(two, workers)
+    columns = ("interaction_id", "predicted_class", "confidence", "margin", "probabilities")
+    rows_one = list(one.model_version.predictions.order_by("interaction_id").values_list(*columns))
+    rows_two = list(second_version.predictions.order_by("interaction_id").values_list(*columns))
+    assert rows_one == rows_two
+    assert Run.objects.filter(kind=Run.Kind.PSEUDOLABEL).count() == 2
+    assert two_workers_s < one_worker_s, (one_worker_s, two_workers_s)

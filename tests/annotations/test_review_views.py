@@ -229,3 +229,16 @@ def test_a_restricted_project_is_invisible_to_non_members(client, reviewer_rita,
     assert not Label.objects.exists()
     client.force_login(reviewer_rob)
     assert client.get(reverse("annotations:queue", args=[secret.pk])).status_code == 200
+
+
+def test_queue_next_page_link_follows_the_keyset_cursor(client, reviewer_rita, project):
+    rows = [InteractionFactory(project=project) for _ in range(27)]
+    client.force_login(reviewer_rita)
+    first = client.get(reverse("annotations:queue", args=[project.pk]), {"drug": ""})
+    body = first.content.decode()
+    assert body.count("/interactions/") == 25
+    link = body.split('class="more"')[1].split('href="')[1].split('"')[0].replace("&amp;", "&")
+    assert f"after=id%3A{rows[24].pk}" in link
+    second = client.get(link).content.decode()
+    assert second.count("/interactions/") == 2
+    assert 'class="more"' not in second

@@ -29,7 +29,7 @@ def _name_pattern(name: str) -> str:
     return prefix + body + suffix
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _compile_name(name: str) -> re.Pattern[str]:
     """One compiled pattern per distinct name: names repeat across rows, pairs rarely do."""
     return re.compile(_name_pattern(name), flags=re.IGNORECASE)

@@ -23,7 +23,7 @@ from difflib import get_close_matches
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import reset_queries, transaction
 from django.utils import timezone
 
 from annotations.exceptions import ImportFormatError, ImportIssue
@@ -502,6 +502,9 @@ class _BatchWriter:
                 )
             )
         Interaction.objects.bulk_create(objects, ignore_conflicts=True)
+        # With DEBUG on, Django keeps the SQL of every query; a batch insert is megabytes of SQL,
+        # so without this the importer's memory would grow with the file.
+        reset_queries()
         labeled = {
             obj.content_hash: row.label
             for obj, row in zip(objects, self.buffer, strict=True)

@@ -200,7 +200,10 @@ def train(
     index = {name: i for i, name in enumerate(classes)}
     labels = np.asarray([index[e.label] for e in examples], dtype=np.int64)
     fingerprint = data_fingerprint((e.text, e.label) for e in examples)
-    train_idx, val_idx = stratified_split(labels.tolist(), config.validation_fraction, config.seed)
+    texts = [e.text for e in examples]
+    train_idx, val_idx = stratified_split(
+        labels.tolist(), config.validation_fraction, config.seed, groups=texts
+    )
     with deterministic_torch(config.seed):
         tokenizer, model = build_classifier(config, len(classes))
         pad_id = pad_id_of(tokenizer)

@@ -206,3 +206,12 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
             out_dir=tmp_path / "m2",
             checkpoint_dir=tmp_path / "ckpt",
         )
+
+
+def test_grouped_split_never_puts_one_text_on_both_sides():
+    texts = ["t1"] * 5 + ["t2"] * 5 + ["t3"] * 5 + ["u1"] * 3 + ["u2"] * 3
+    labels = [0] * 15 + [1] * 6
+    train_idx, val_idx = stratified_split(labels, 0.34, seed=3, groups=texts)
+    assert {texts[i] for i in train_idx}.isdisjoint({texts[i] for i in val_idx})
+    assert {labels[i] for i in val_idx} == {0, 1}
+    assert sorted(train_idx + val_idx) == list(range(21))

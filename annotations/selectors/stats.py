@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, FloatField, IntegerField, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, FloatField, IntegerField, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 from django.utils import timezone
 
@@ -172,3 +172,106 @@ def list_active_runs(*, project: Project) -> QuerySet[Run]:
         .select_related("model_version", "created_by")
         .order_by("-id")[:20]
     )
+
+
+# --- online agreement and the learning curve (the loop, measured) --------------------------------
+
+# Review actions that state a class: accepting a prediction or choosing one. Seed imports, flags
+# ("unclear" is not a disagreement) and undos are not reviews of the prediction.
+_AGREEMENT_ACTIONS = (LabelEvent.Action.ACCEPT, LabelEvent.Action.CHANGE)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (95% by default); None without observations.
+
+    Honest for small n and for rates near 0 or 1, where the normal approximation is not.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class VersionAgreement:
+    """How often reviewers chose the class a model version had predicted for the item."""
+
+    number: int
+    is_active: bool
+    created_at: object
+    validation_macro_f1: float | None
+    reviews: int  # review events whose item had a prediction of this version
+    agreed: int  # ... where the reviewer's class equals the predicted class
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.reviews if self.reviews else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.agreed, self.reviews)
+
+
+def list_review_agreement(*, project: Project) -> list[VersionAgreement]:
+    """Per model version (in order): reviews of its predictions and how many agreed.
+
+    Counted from LabelEvent, which records the active version and its predicted class at review
+    time: agreement = events with new_class == predicted_class / events with a prediction
+    (accept and change actions with status labeled, by reviewers; each event counts, so an item
+    reviewed twice counts twice). An online estimate of precision on the items reviewers were
+    shown, which the queue picks among the least confident: expect it below validation accuracy.
+    One GROUP BY query plus the version list.
+    """
+    counts = {
+        row["model_version"]: row
+        for row in LabelEvent.objects.filter(
+            interaction__project=project,
+            source=Label.Source.REVIEW,
+            action__in=_AGREEMENT_ACTIONS,
+            new_status=Label.Status.LABELED,
+            model_version__isnull=False,
+        )
+        .exclude(predicted_class="")
+        .values("model_version")
+        .annotate(reviews=Count("id"), agreed=Count("id", filter=Q(new_class=F("predicted_class"))))
+        .order_by()
+    }
+    rows = []
+    for version in list_model_versions(project=project).only(
+        "pk", "number", "is_active", "created_at", "metrics"
+    ):
+        found = counts.get(version.pk, {})
+        f1 = (version.metrics or {}).get("macro_f1")
+        rows.append(
+            VersionAgreement(
+                number=version.number,
+                is_active=version.is_active,
+                created_at=version.created_at,
+                validation_macro_f1=f1 if isinstance(f1, (int, float)) else None,
+                reviews=found.get("reviews", 0),
+                agreed=found.get("agreed", 0),
+            )
+        )
+    return rows
+
+
+def get_learning_curve(*, project: Project) -> dict:
+    """Chart data: per version over time, validation macro-F1 and online reviewer agreement
+    (with its Wilson 95% bounds and the number of reviews behind it)."""
+    rows = list_review_agreement(project=project)
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    return {
+        "versions": [f"v{row.number}" for row in rows],
+        "created": [row.created_at.isoformat() if row.created_at else None for row in rows],
+        "macro_f1": [rounded(row.validation_macro_f1) for row in rows],
+        "agreement": [rounded(row.rate) for row in rows],
+        "agreement_low": [rounded(row.interval[0]) if row.interval else None for row in rows],
+        "agreement_high": [rounded(row.interval[1]) if row.interval else None for row in rows],
+        "reviews": [row.reviews for row in rows],
+    }

@@ -103,7 +103,7 @@ def measure(command: list[str], database_url: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--naive-sizes", type=int, nargs="+", default=[100_000, 200_000])
+    parser.add_argument("--naive-sizes", type=int, nargs="*", default=[100_000, 200_000])
     args = parser.parse_args()
     patterns = templates()
     print(f"{len(patterns)} sentence templates from drugbank_ddi_full.csv")

@@ -376,6 +376,12 @@ def _validated(
                 mentions=problem,
                 group=values.get("group_by") or values["description"],
                 identity=f"{problem[0].as_text()}|{problem[1].as_text()}|{key}",
+                # Exact spans (end exclusive) for highlighting on the review page.
+                extra={
+                    **extra,
+                    "spans_a": [list(span) for span in problem[0].spans],
+                    "spans_b": [list(span) for span in problem[1].spans],
+                },
             )
         yield row
 

@@ -88,7 +88,10 @@ def _item_context(
         project=interaction.project,
         item=item,
         sentence=highlight_mentions(
-            interaction.description, interaction.drug_a, interaction.drug_b
+            interaction.description,
+            interaction.drug_a,
+            interaction.drug_b,
+            extra=interaction.extra,
         ),
         filter_query=query,
         item_url=_item_url(interaction.pk, query),

@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from annotations.exceptions import ImportFormatError
 from annotations.models import ImportJob, Interaction, Label, Project
+from annotations.services.highlighting import highlight_mentions
 from annotations.services.import_formats import DDI2013, DDI2013_CLASSES
 from annotations.services.importing import import_interactions
 
@@ -173,6 +174,26 @@ class TestOffsetBlinding:
             "DRUG_A and DRUG_B; later DRUG_OTHER and warfarin again.",
             "DRUG_OTHER and DRUG_B; later DRUG_A and warfarin again.",
         ]
+
+    def test_the_review_page_highlights_the_pairs_own_mentions_not_every_occurrence(
+        self, ddi_project, tmp_path
+    ):
+        sentence = "Aspirin and warfarin; later Aspirin and warfarin again."
+        later = sentence.index("Aspirin", 1)
+        rows = [
+            pair(
+                "D.d4.s0", 0, "Aspirin", f"{later}-{later + 6}", "warfarin",
+                offsets(sentence, "warfarin"), "effect", sentence,
+            )
+        ]  # fmt: skip
+        import_interactions(project=ddi_project, path=write_pairs(tmp_path, rows), mapping=DDI2013)
+        row = by_pair("D.d4.s0.p0")
+
+        html = highlight_mentions(row.description, row.drug_a, row.drug_b, extra=row.extra)
+
+        assert row.extra["spans_a"] == [[later, later + 7]]
+        assert html.startswith('Aspirin and <mark class="drug drug-b" title="Drug B">warfarin')
+        assert 'later <mark class="drug drug-a" title="Drug A">Aspirin</mark> and warfarin' in html
 
     def test_offsets_off_by_one_are_repaired_within_the_tolerance_and_reported(
         self, ddi_project, tmp_path

@@ -1,4 +1,4 @@
-"""Command line: ``python -m modeling train|predict|evaluate|verify-int8``.
+"""Command line: ``python -m modeling train|predict|evaluate|verify-int8|export-onnx``.
 
 Expected errors (bad file, missing column, unknown backbone, broken model folder) print one line
 to stderr and exit with status 2; anything else is a bug and keeps its traceback.
@@ -23,10 +23,17 @@ from modeling.artifacts import ArtifactError
 from modeling.backbones import BackboneNotAvailable
 from modeling.checkpoints import CheckpointMismatch
 from modeling.config import TrainConfig
+from modeling.onnx_runtime import OnnxNotAvailable
 from modeling.tables import InputFileError, blinded_text, iter_rows, read_labelled
 
 EXIT_USAGE = 2
-_EXPECTED_ERRORS = (InputFileError, ArtifactError, BackboneNotAvailable, CheckpointMismatch)
+_EXPECTED_ERRORS = (
+    InputFileError,
+    ArtifactError,
+    BackboneNotAvailable,
+    CheckpointMismatch,
+    OnnxNotAvailable,
+)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -72,12 +79,24 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", type=Path, required=True)
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--int8", action="store_true", help="int8 path if verified")
+    predict.add_argument(
+        "--backend",
+        choices=("torch", "torch-int8", "onnx", "onnx-int8"),
+        help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
+    )
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a labelled CSV")
     evaluate.add_argument("--model", type=Path, required=True)
     evaluate.add_argument("--labels", type=Path, required=True)
     verify = commands.add_parser("verify-int8", help="measure and record int8/fp32 agreement")
     verify.add_argument("--model", type=Path, required=True)
     verify.add_argument("--input", type=Path, required=True)
+    export = commands.add_parser(
+        "export-onnx", help="export ONNX fp32+int8 into the model folder; measure int8 agreement"
+    )
+    export.add_argument("--model", type=Path, required=True)
+    export.add_argument(
+        "--input", type=Path, help="interaction CSV to measure and record ONNX int8 agreement on"
+    )
     return parser
 
 
@@ -122,7 +141,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """Stream an interaction CSV through the model into an output CSV with probabilities."""
     from modeling.inference import Predictor
 
-    predictor = Predictor.load(args.model, quantize=args.int8)
+    predictor = Predictor.load(args.model, quantize=args.int8, backend=args.backend)
     # tee buffers at most one inference window of rows between the two consumers.
     rows_for_text, rows_for_output = tee(iter_rows(args.input))
     with args.input.open(newline="", encoding="utf-8-sig") as handle:
@@ -189,11 +208,24 @@ def run_verify_int8(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export_onnx(args: argparse.Namespace) -> int:
+    """Export the ONNX files; with --input also measure and record the int8 agreement."""
+    from modeling.onnx_runtime import export_onnx, measure_onnx_int8_agreement
+
+    report = {"export": export_onnx(args.model)}
+    if args.input is not None:
+        texts = [blinded_text(row) for row in iter_rows(args.input)]
+        report["int8_gate"] = measure_onnx_int8_agreement(args.model, texts)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 _COMMANDS = {
     "train": run_train,
     "predict": run_predict,
     "evaluate": run_evaluate,
     "verify-int8": run_verify_int8,
+    "export-onnx": run_export_onnx,
 }
 
 

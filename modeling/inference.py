@@ -1,12 +1,27 @@
 """Streaming, calibrated inference over a saved model version.
 
 Speed comes from work not done: identical texts within a window are scored once (DrugBank
-sentences repeat a few dozen patterns), unique texts are sorted by length so each batch pads only
-to its own longest text, LoRA is merged into the backbone weights, and autograd is off.
+sentences repeat a few dozen patterns), unique texts are tokenized in one call and sorted by
+length so each batch pads only to its own longest text, LoRA is merged into the backbone weights,
+and autograd is off.
+
+Backends (``Predictor.load(..., backend=...)``, default from the ``DDI_INFERENCE_BACKEND``
+environment variable, else ``"torch"``):
+
+- ``torch``: fp32 PyTorch, the reference.
+- ``torch-int8``: torch dynamic int8 (same as ``quantize=True``), gated by model.json ``"int8"``.
+- ``onnx``: the merged model exported to ONNX and run by ONNX Runtime, fp32 (same probabilities
+  as torch within 1e-4); exported into the model folder on first use.
+- ``onnx-int8``: ONNX Runtime dynamic int8, used only where model.json ``"onnx_int8"`` records
+  a measured agreement with torch fp32 >= 99.5% (``python -m modeling export-onnx --input``);
+  otherwise ONNX fp32 with a warning.
+
+Whenever ONNX Runtime is missing or the export fails, the Predictor warns and uses torch fp32.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -16,17 +31,28 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modeling.artifacts import read_model_version
+from modeling.artifacts import ModelVersionInfo, read_model_version
 from modeling.classifier import (
     MeanPoolClassifier,
     build_classifier,
     load_trainable_state,
     merge_adapters,
 )
-from modeling.encoding import encode, pad_batch, pad_id_of
+from modeling.encoding import encode, pad_arrays, pad_id_of
 from modeling.quantization import INT8_MIN_AGREEMENT, int8_agreement_of, quantize_dynamic_int8
 
 WINDOW_SIZE = 4096
+BACKEND_ENV = "DDI_INFERENCE_BACKEND"
+BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+
+
+def resolve_backend(backend: str | None, *, quantize: bool = False) -> str:
+    """The backend to use: explicit argument, else quantize=True, else the env var, else torch."""
+    if backend is None:
+        backend = "torch-int8" if quantize else os.environ.get(BACKEND_ENV, "").strip() or "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
+    return backend
 
 
 class Predictor:
@@ -35,13 +61,15 @@ class Predictor:
     def __init__(
         self,
         *,
-        model: MeanPoolClassifier,
+        model: MeanPoolClassifier | None,
         tokenizer: PreTrainedTokenizerBase,
         classes: list[str],
         temperature: float,
         model_dir: Path,
         max_length: int,
         quantized: bool = False,
+        backend: str = "torch",
+        scorer=None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -50,17 +78,38 @@ class Predictor:
         self.model_dir = model_dir
         self.max_length = max_length
         self.quantized = quantized
+        self.backend = backend
+        self.scorer = scorer  # an OnnxScorer for the onnx backends, else None
         self._pad_id = pad_id_of(tokenizer)
 
     @classmethod
-    def load(cls, model_dir: Path, *, quantize: bool = False) -> Predictor:
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        quantize: bool = False,
+        backend: str | None = None,
+        check_gate: bool = True,
+    ) -> Predictor:
         """Load a model version folder (backbone resolved offline, LoRA merged, eval mode).
 
-        With ``quantize=True`` the int8 path is used only if model.json records a measured
-        agreement with fp32 of at least 99.5%; otherwise a warning is issued and fp32 is used.
+        ``backend`` is one of BACKENDS (see the module docstring); ``quantize=True`` is the older
+        spelling of ``backend="torch-int8"``. An int8 path is used only if model.json records a
+        measured agreement with fp32 of at least 99.5%, otherwise a warning is issued and the
+        fp32 path of the same engine is used. ``check_gate=False`` skips that check (for the
+        measurement itself). Side effect: the onnx backends export into ``model_dir/onnx/``
+        on first use.
         """
         model_dir = Path(model_dir)
+        backend = resolve_backend(backend, quantize=quantize)
         info, state = read_model_version(model_dir)
+        if backend.startswith("onnx"):
+            predictor = cls._load_onnx(
+                model_dir, info, int8=backend == "onnx-int8", check_gate=check_gate
+            )
+            if predictor is not None:
+                return predictor
+            backend = "torch"
         # Fixed seed: building draws fresh LoRA/head weights that are overwritten right after,
         # and the caller's random stream must not move.
         with torch.random.fork_rng(devices=[]):
@@ -69,9 +118,9 @@ class Predictor:
         load_trainable_state(model, state)
         model = merge_adapters(model).eval()
         use_int8 = False
-        if quantize:
+        if backend == "torch-int8":
             agreement = int8_agreement_of(info.extra)
-            if agreement is not None and agreement >= INT8_MIN_AGREEMENT:
+            if not check_gate or (agreement is not None and agreement >= INT8_MIN_AGREEMENT):
                 model = quantize_dynamic_int8(model)
                 use_int8 = True
             else:
@@ -89,6 +138,50 @@ class Predictor:
             model_dir=model_dir,
             max_length=info.config.max_length,
             quantized=use_int8,
+            backend="torch-int8" if use_int8 else "torch",
+        )
+
+    @classmethod
+    def _load_onnx(
+        cls, model_dir: Path, info: ModelVersionInfo, *, int8: bool, check_gate: bool
+    ) -> Predictor | None:
+        """An ONNX Runtime Predictor, or None (after a warning) when torch must be used."""
+        from modeling import onnx_runtime
+
+        try:
+            onnx_runtime.require_onnxruntime()
+        except onnx_runtime.OnnxNotAvailable as error:
+            warnings.warn(f"{error}; using torch fp32", stacklevel=3)
+            return None
+        if int8 and check_gate:
+            agreement = onnx_runtime.onnx_int8_agreement_of(info.extra)
+            if agreement is None or agreement < INT8_MIN_AGREEMENT:
+                warnings.warn(
+                    f"{model_dir}: ONNX int8 agreement with fp32 is {agreement!r} (needs a "
+                    f"measured >= {INT8_MIN_AGREEMENT:.1%} for the current int8 file; run "
+                    "`python -m modeling export-onnx --model DIR --input CSV`); using ONNX fp32",
+                    stacklevel=3,
+                )
+                int8 = False
+        which = "int8" if int8 else "fp32"
+        path = onnx_runtime.exported_file(model_dir, which, info.extra)
+        if path is None:
+            try:
+                onnx_runtime.export_onnx(model_dir)
+            except (onnx_runtime.OnnxNotAvailable, OSError) as error:
+                warnings.warn(f"{error}; using torch fp32", stacklevel=3)
+                return None
+            path = onnx_runtime.onnx_paths(model_dir)[which]
+        return cls(
+            model=None,
+            tokenizer=onnx_runtime.load_tokenizer(info.config.backbone),
+            classes=list(info.classes),
+            temperature=info.temperature,
+            model_dir=model_dir,
+            max_length=info.config.max_length,
+            quantized=int8,
+            backend="onnx-int8" if int8 else "onnx",
+            scorer=onnx_runtime.OnnxScorer(path),
         )
 
     def predict_proba(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[np.ndarray]:
@@ -97,9 +190,9 @@ class Predictor:
         while window := list(islice(iterator, WINDOW_SIZE)):
             yield from self._score_window(window, batch_size)
 
-    def predict_batch(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_batch(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Probabilities of shape (len(texts), len(classes))."""
-        rows = list(self.predict_proba(texts))
+        rows = list(self.predict_proba(texts, batch_size=batch_size))
         if not rows:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         return np.stack(rows)
@@ -119,10 +212,23 @@ class Predictor:
         sequences = encode(self.tokenizer, texts, self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(sequences[i]))
         out = np.empty((len(texts), len(self.classes)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                input_ids, mask = pad_batch([sequences[i] for i in rows], self._pad_id)
-                logits = self.model(input_ids, mask).float()
-                out[rows] = torch.softmax(logits / self.temperature, dim=-1).numpy()
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            input_ids, mask = pad_arrays([sequences[i] for i in rows], self._pad_id)
+            out[rows] = softmax(self._logits(input_ids, mask) / self.temperature)
         return out
+
+    def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """float32 logits of one padded batch, from ONNX Runtime or torch."""
+        if self.scorer is not None:
+            return self.scorer.logits(input_ids, attention_mask)
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+        return logits.float().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, shifted by the row maximum so exp never overflows."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)

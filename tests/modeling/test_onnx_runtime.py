@@ -1,0 +1,166 @@
+"""ONNX Runtime backends: export round trip, int8 gate, fallbacks, no pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from modeling import onnx_runtime
+from modeling.artifacts import update_model_json
+from modeling.cli import main
+from modeling.inference import BACKEND_ENV, Predictor, resolve_backend
+from modeling.onnx_runtime import (
+    ONNX_INT8_FIELD,
+    export_onnx,
+    measure_onnx_int8_agreement,
+    onnx_paths,
+)
+
+
+@pytest.fixture(scope="module")
+def exported_model(tiny_model, tmp_path_factory):
+    """A copy of the tiny model version with its ONNX files exported once."""
+    model_dir = tmp_path_factory.mktemp("onnx-model") / "model"
+    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    export_onnx(model_dir)
+    return model_dir
+
+
+@pytest.fixture
+def model_copy(exported_model, tmp_path):
+    """A private copy of the exported model version that a test may change."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(exported_model, model_dir)
+    return model_dir
+
+
+def _texts(tiny_model) -> list[str]:
+    """Blinded toy texts plus lengths the export trace never saw (1 word, max_length cut)."""
+    texts = [e.text for e in tiny_model[1]]
+    return [*texts, "DRUG_A", "DRUG_A " + "increases the effect of DRUG_B " * 20]
+
+
+def test_onnx_fp32_gives_the_same_probabilities_as_torch_for_any_batch_size(
+    tiny_model, exported_model
+):
+    texts = _texts(tiny_model)
+    reference = Predictor.load(exported_model, backend="torch").predict_batch(texts)
+    onnx = Predictor.load(exported_model, backend="onnx")
+    assert onnx.backend == "onnx" and onnx.model is None and not onnx.quantized
+    for batch_size in (1, 3, 64):
+        probs = onnx.predict_batch(texts, batch_size=batch_size)
+        np.testing.assert_allclose(probs, reference, atol=1e-4)
+    assert onnx_paths(exported_model)["fp32"].is_file()
+    assert onnx_paths(exported_model)["int8"].is_file()
+
+
+def test_first_onnx_use_exports_into_the_model_folder(tiny_model, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    assert not onnx_paths(model_dir)["fp32"].exists()
+    predictor = Predictor.load(model_dir, backend="onnx")
+    assert predictor.backend == "onnx"
+    record = json.loads((model_dir / "model.json").read_text())["onnx"]
+    assert record["fp32_sha256"] == onnx_runtime.sha256_of(onnx_paths(model_dir)["fp32"])
+    assert not list((model_dir / "onnx").glob("*.tmp"))
+
+
+def test_onnx_int8_is_refused_until_a_measured_agreement_passes_the_gate(tiny_model, model_copy):
+    texts = _texts(tiny_model)
+    with pytest.warns(UserWarning, match="ONNX int8 agreement with fp32 is None"):
+        assert Predictor.load(model_copy, backend="onnx-int8").backend == "onnx"
+    record = measure_onnx_int8_agreement(model_copy, texts)
+    assert record["n_texts"] == len(texts) and 0.0 <= record["agreement"] <= 1.0
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: {**record, "agreement": 0.99}})
+    with pytest.warns(UserWarning, match="0.99"):
+        refused = Predictor.load(model_copy, backend="onnx-int8")
+    assert refused.backend == "onnx" and refused.quantized is False
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: {**record, "agreement": 1.0}})
+    accepted = Predictor.load(model_copy, backend="onnx-int8")
+    assert accepted.backend == "onnx-int8" and accepted.quantized is True
+    assert accepted.predict_batch(texts).shape == (len(texts), 2)
+
+
+def test_a_gate_measured_on_another_int8_file_does_not_count(model_copy):
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: {"agreement": 1.0, "int8_sha256": "0" * 64}})
+    with pytest.warns(UserWarning, match="ONNX int8 agreement"):
+        assert Predictor.load(model_copy, backend="onnx-int8").backend == "onnx"
+
+
+def test_a_tampered_onnx_file_is_re_exported_not_used(tiny_model, model_copy):
+    path = onnx_paths(model_copy)["fp32"]
+    path.write_bytes(b"not the exported model")
+    with pytest.warns(UserWarning, match="sha256"):
+        predictor = Predictor.load(model_copy, backend="onnx")
+    texts = _texts(tiny_model)
+    reference = Predictor.load(model_copy, backend="torch").predict_batch(texts)
+    np.testing.assert_allclose(predictor.predict_batch(texts), reference, atol=1e-4)
+
+
+def test_falls_back_to_torch_with_a_warning_when_onnxruntime_is_missing(
+    tiny_model, exported_model, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.warns(UserWarning, match="onnxruntime is not installed.*using torch fp32"):
+        predictor = Predictor.load(exported_model, backend="onnx-int8")
+    assert predictor.backend == "torch" and predictor.model is not None
+    assert predictor.predict_batch(_texts(tiny_model)).shape[1] == 2
+
+
+def test_falls_back_to_torch_with_a_warning_when_the_export_fails(
+    tiny_model, tmp_path, monkeypatch
+):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    with pytest.warns(UserWarning, match="ONNX export failed: exporter exploded.*torch fp32"):
+        assert Predictor.load(model_dir, backend="onnx").backend == "torch"
+    assert not list((model_dir / "onnx").glob("*"))
+
+
+def test_loading_any_backend_never_unpickles(exported_model, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle used while loading a model version")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    for backend in ("torch", "onnx"):
+        assert Predictor.load(exported_model, backend=backend).backend == backend
+
+
+def test_backend_comes_from_the_argument_then_quantize_then_the_environment(monkeypatch):
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert resolve_backend(None) == "torch"
+    assert resolve_backend(None, quantize=True) == "torch-int8"
+    monkeypatch.setenv(BACKEND_ENV, "onnx-int8")
+    assert resolve_backend(None) == "onnx-int8"
+    assert resolve_backend("onnx") == "onnx"
+    monkeypatch.setenv(BACKEND_ENV, "tensorrt")
+    with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
+        resolve_backend(None)
+
+
+def test_export_onnx_command_records_the_int8_gate(model_copy, tmp_path, capsys):
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text(
+        "Drug 1,Drug 2,Interaction Description\n"
+        "Aspirin,Warfarin,Aspirin may increase the anticoagulant activities of Warfarin.\n"
+        "Caffeine,Diazepam,Caffeine may decrease the sedative activities of Diazepam.\n",
+        encoding="utf-8",
+    )
+    assert main(["export-onnx", "--model", str(model_copy), "--input", str(csv_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["int8_gate"]["n_texts"] == 2
+    saved = json.loads((model_copy / "model.json").read_text())
+    assert saved[ONNX_INT8_FIELD]["int8_sha256"] == saved["onnx"]["int8_sha256"]

@@ -258,10 +258,13 @@ def list_review_agreement(*, project: Project) -> list[VersionAgreement]:
     return rows
 
 
-def get_learning_curve(*, project: Project) -> dict:
+def get_learning_curve(
+    *, project: Project, agreement: list[VersionAgreement] | None = None
+) -> dict:
     """Chart data: per version over time, validation macro-F1 and online reviewer agreement
-    (with its Wilson 95% bounds and the number of reviews behind it)."""
-    rows = list_review_agreement(project=project)
+    (with its Wilson 95% bounds and the number of reviews behind it). `agreement`: the rows of
+    list_review_agreement when the caller has them already (saves the query)."""
+    rows = agreement if agreement is not None else list_review_agreement(project=project)
 
     def rounded(value: float | None) -> float | None:
         return None if value is None else round(value, 4)

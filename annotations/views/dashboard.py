@@ -16,11 +16,13 @@ from annotations.views.common import get_visible_project, page_context
 @role_required(Role.REVIEWER)
 def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
     project = get_visible_project(request, project_pk)
+    agreement = stats.list_review_agreement(project=project)
     charts = {
         "distribution": stats.get_class_distribution(project=project),
         "histogram": stats.get_confidence_histogram(project=project),
         "throughput": stats.get_reviewer_throughput(project=project),
         "metrics": stats.get_metrics_over_versions(project=project),
+        "learning": stats.get_learning_curve(project=project, agreement=agreement),
     }
     context = page_context(
         request,
@@ -31,6 +33,7 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
         charts=charts,
         versions=stats.list_model_versions(project=project).select_related("created_by"),
         runs=stats.list_active_runs(project=project),
+        agreement=agreement,
         distribution_rows=zip(
             charts["distribution"]["classes"],
             charts["distribution"]["labels"],

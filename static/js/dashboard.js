@@ -55,6 +55,28 @@
       },
       options: { scales: { y: { suggestedMin: 0, suggestedMax: 1 } } },
     });
+
+    // Learning curve: validation macro-F1 and online reviewer agreement (with its interval).
+    const learn = data.learning;
+    const learnCanvas = document.getElementById("chart-learning");
+    if (learn && learnCanvas) {
+      new Chart(learnCanvas, {
+        type: "line",
+        data: {
+          labels: learn.versions,
+          datasets: [
+            { label: "validation macro-F1", data: learn.macro_f1, borderColor: color(0), backgroundColor: color(0), spanGaps: true },
+            { label: "reviewer agreement", data: learn.agreement, borderColor: color(2), backgroundColor: color(2), spanGaps: true },
+            { label: "agreement 95% low", data: learn.agreement_low, borderColor: color(2), borderDash: [4, 4], pointRadius: 0, spanGaps: true },
+            { label: "agreement 95% high", data: learn.agreement_high, borderColor: color(2), borderDash: [4, 4], pointRadius: 0, spanGaps: true },
+          ],
+        },
+        options: {
+          scales: { y: { suggestedMin: 0, suggestedMax: 1 } },
+          plugins: { tooltip: { callbacks: { afterLabel: (ctx) => ctx.datasetIndex === 1 ? learn.reviews[ctx.dataIndex] + " reviews" : "" } } },
+        },
+      });
+    }
   }
   document.addEventListener("DOMContentLoaded", draw);
 })();

@@ -41,6 +41,8 @@ _PARAM_RULES: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "epochs": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000"),
     "learning_rate": ((int, float), lambda v: 0 < v < 1, "a number between 0 and 1"),
     "lora_r": (int, lambda v: 1 <= v <= 256, "an integer from 1 to 256"),
+    # Free-text corpora (DDI-2013) need more than the DrugBank default of 64 tokens.
+    "max_length": (int, lambda v: 8 <= v <= 512, "an integer from 8 to 512"),
     "include_pseudo_labels_above": (
         (int, float, type(None)),
         lambda v: v is None or 0 <= v <= 1,

@@ -108,7 +108,7 @@ def build_train_config(params: dict):
         "backbone": params.get("backbone") or settings.DDI_BACKBONE,
         "checkpoint_every_steps": settings.DDI_TRAIN_CHECKPOINT_EVERY,
     }
-    for key in ("epochs", "learning_rate", "lora_r"):
+    for key in ("epochs", "learning_rate", "lora_r", "max_length"):
         if params.get(key) is not None:
             values[key] = params[key]
     return TrainConfig(**values)

@@ -67,7 +67,9 @@ def ddi_project(db, tmp_path) -> Project:
 @pytest.fixture
 def trained(ddi_project, tiny) -> ModelVersion:
     run = start_train_run(
-        project=ddi_project, params={"epochs": 2, "backbone": "tiny-random-bert"}, enqueue=False
+        project=ddi_project,
+        params={"epochs": 2, "backbone": "tiny-random-bert", "max_length": 96},
+        enqueue=False,
     )
     run = run_training_job(run_id=run.pk, enqueue=False)
     assert run.state == Run.State.SUCCEEDED, run.error
@@ -81,6 +83,7 @@ def test_training_uses_only_the_train_split_labels_with_all_five_classes(ddi_pro
     assert trained.n_train_examples == 90
     assert set(trained.metrics["per_class"]) == set(DDI2013_CLASSES)
     assert len(trained.metrics["confusion_matrix"]) == 5
+    assert trained.train_config["max_length"] == 96  # free text needs more than the default 64
 
 
 @pytest.mark.django_db

@@ -34,6 +34,9 @@ class JobCommand(BaseCommand):
             parser.add_argument("--epochs", type=int)
             parser.add_argument("--learning-rate", type=float)
             parser.add_argument("--lora-r", type=int)
+            parser.add_argument(
+                "--max-length", type=int, help="tokens per text (default 64; free text: 128)"
+            )
             parser.add_argument("--backbone", help="default: settings.DDI_BACKBONE")
             parser.add_argument(
                 "--force-promote",
@@ -52,6 +55,7 @@ class JobCommand(BaseCommand):
             "epochs": options["epochs"],
             "learning_rate": options["learning_rate"],
             "lora_r": options["lora_r"],
+            "max_length": options["max_length"],
             "backbone": options["backbone"],
             "include_pseudo_labels_above": options["include_pseudo_labels_above"],
         }

@@ -111,9 +111,12 @@ def celery_broker(url: str, transport_options: dict | None = None) -> Iterator[N
 
 
 def _drop_connections(app) -> None:
-    # Celery caches its connection pool; a new broker URL needs a fresh one (as after a fork).
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # Celery caches its connection pool and kombu keeps a registry of pools per connection;
+    # a new broker URL needs fresh ones (as after a fork). Closing a pool without resetting the
+    # registry would hand out the closed pool again ("Acquire on closed pool").
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:

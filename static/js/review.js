@@ -3,9 +3,19 @@
 // in flight (so a double press never submits twice).
 (function () {
   "use strict";
+  // Busy from the request until the new pane is settled: htmx wires up swapped-in forms only
+  // at settle time, so a key pressed in between would submit a form natively (a full reload).
   let busy = false;
-  document.addEventListener("htmx:beforeRequest", () => { busy = true; });
-  document.addEventListener("htmx:afterRequest", () => { busy = false; });
+  function setBusy(value) {
+    busy = value;
+    document.body.dataset.reviewBusy = value ? "1" : "0";
+  }
+  document.addEventListener("htmx:beforeRequest", () => setBusy(true));
+  document.addEventListener("htmx:afterSettle", () => setBusy(false));
+  document.addEventListener("htmx:afterRequest", (event) => {
+    // No swap follows a failed request (network error, 5xx): free the keys at once.
+    if (event.detail.failed || !event.detail.successful) setBusy(false);
+  });
 
   function pane() { return document.getElementById("review-pane"); }
   function press(selector) {
@@ -22,6 +32,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    setBusy(false);
     const show = document.getElementById("show-keys");
     if (show) show.addEventListener("click", toggleHelp);
   });

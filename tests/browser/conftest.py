@@ -165,3 +165,52 @@ def celery_worker(live_server) -> Iterator[subprocess.Popen]:
                 worker.kill()
                 worker.wait()
             shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _restore_migration_data() -> None:
+    """Recreate what the data migration made (role groups, default project); idempotent.
+
+    Browser tests are transactional, and the flush that ends each one also empties the rows
+    migrations created. serialized_rollback is asked for on the tests, but the test database's
+    serialized copy is not always there in a mixed session, so the rows are rebuilt here.
+    """
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("annotations.migrations.0002_roles_and_default_project").create(apps, None)
+
+
+@pytest.fixture
+def project(transactional_db):
+    from annotations.models import DEFAULT_PROJECT_NAME, Project
+
+    _restore_migration_data()
+    return Project.objects.get(name=DEFAULT_PROJECT_NAME)
+
+
+def _persona(username: str, role):
+    from tests.factories import UserFactory
+
+    return UserFactory(username=username, role=role)
+
+
+@pytest.fixture
+def reviewer_rita(project):
+    from annotations.roles import Role
+
+    return _persona("rita", Role.REVIEWER)
+
+
+@pytest.fixture
+def reviewer_rob(project):
+    from annotations.roles import Role
+
+    return _persona("rob", Role.REVIEWER)
+
+
+@pytest.fixture
+def admin_ada(project):
+    from annotations.roles import Role
+
+    return _persona("ada", Role.ADMIN)

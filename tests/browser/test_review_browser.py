@@ -62,7 +62,7 @@ def _press_and_wait_for_next(page, key: str) -> None:
     page.keyboard.press(key)
     page.wait_for_function(
         "before => { const p = document.getElementById('review-pane');"
-        " return p && p.dataset.interaction !== before; }",
+        " return p && p.dataset.interaction !== before && document.body.dataset.reviewBusy === '0'; }",
         arg=before,
     )
 
@@ -115,6 +115,7 @@ def test_second_reviewer_gets_a_conflict_instead_of_overwriting(
     rob.goto(item_url)
     assert "Another reviewer has this item open" in rob.inner_text("#review-pane")
 
+    rob.wait_for_function("() => document.body.dataset.reviewBusy === '0'")
     _press_and_wait_for_next(rita, "2")  # Rita saves Antagonistic first
     rob.keyboard.press("1")  # Rob's page still shows "no label": stale
     conflict = rob.locator(".msg-conflict")
@@ -168,9 +169,13 @@ def test_admin_starts_a_retrain_and_watches_the_progress_bar_move(
     assert "Promotion:" in page.inner_text("#run-status")
     page.screenshot(path=str(artifacts_dir / "run_done.png"), full_page=True)
 
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
-    page.wait_for_function(
-        "() => window.Chart && Chart.instances && Object.keys(Chart.instances).length === 4"
+    charts = ["chart-distribution", "chart-histogram", "chart-throughput", "chart-metrics"]
+    drawn = page.evaluate(
+        "ids => ids.filter(id => window.Chart && Chart.getChart(id) !== undefined)", charts
     )
+    assert drawn == charts, errors
     assert page.locator("#count-interactions").inner_text() == "60"
     page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)

@@ -42,6 +42,9 @@ from modeling.encoding import encode, pad_arrays, pad_id_of
 from modeling.quantization import INT8_MIN_AGREEMENT, int8_agreement_of, quantize_dynamic_int8
 
 WINDOW_SIZE = 4096
+# Measured on 768 distinct DrugBank sentences, ONNX Runtime, 2 cores: CPU time 2.3 s at 32,
+# 2.7 s at 64, 3.1 s at 128 (length-sorted batches gain nothing from more rows, cache loses).
+DEFAULT_BATCH_SIZE = 32
 BACKEND_ENV = "DDI_INFERENCE_BACKEND"
 BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
 
@@ -184,13 +187,17 @@ class Predictor:
             scorer=onnx_runtime.OnnxScorer(path),
         )
 
-    def predict_proba(self, texts: Iterable[str], *, batch_size: int = 64) -> Iterator[np.ndarray]:
+    def predict_proba(
+        self, texts: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[np.ndarray]:
         """One float32 probability vector per text, in input order; memory bounded by a window."""
         iterator = iter(texts)
         while window := list(islice(iterator, WINDOW_SIZE)):
             yield from self._score_window(window, batch_size)
 
-    def predict_batch(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    def predict_batch(
+        self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
         """Probabilities of shape (len(texts), len(classes))."""
         rows = list(self.predict_proba(texts, batch_size=batch_size))
         if not rows:

@@ -16,10 +16,12 @@ ONNX files are protobuf, never pickle.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -117,9 +119,10 @@ def export_onnx(model_dir: Path) -> dict:
                 opset_version=OPSET,
                 dynamo=False,
             )
-        quantize_dynamic(
-            str(fp32_tmp), str(int8_tmp), weight_type=QuantType.QInt8, per_channel=True
-        )
+        with _quiet_root_logger():
+            quantize_dynamic(
+                str(fp32_tmp), str(int8_tmp), weight_type=QuantType.QInt8, per_channel=True
+            )
     except Exception as error:  # the exporter raises many unrelated types; all mean "no ONNX"
         for tmp in (fp32_tmp, int8_tmp):
             tmp.unlink(missing_ok=True)
@@ -135,6 +138,18 @@ def export_onnx(model_dir: Path) -> dict:
     }
     update_model_json(model_dir, **{ONNX_FIELD: record})
     return record
+
+
+@contextmanager
+def _quiet_root_logger():
+    """Hide the quantizer's root-logger advice ("consider pre-processing") printed on every call."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def _onnx_versions() -> dict[str, str]:

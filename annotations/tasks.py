@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init
+from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -19,7 +21,8 @@ from annotations.services import pseudolabel, runs, scheduling, training
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (DatabaseError, BrokerError, ConnectionError)
+# SoftTimeLimitExceeded: the chunk hung (e.g. its database backend froze); it rolled back.
+TRANSIENT_ERRORS = (DatabaseError, BrokerError, ConnectionError, SoftTimeLimitExceeded)
 _MAX_TRANSIENT_RETRIES = 8
 
 
@@ -55,7 +58,13 @@ def pseudolabel_run(self, run_id: int) -> None:
     _run(self, pseudolabel.plan_pseudolabel_run, run_id=run_id)
 
 
-@shared_task(bind=True, name="annotations.pseudolabel_chunk", max_retries=None)
+@shared_task(
+    bind=True,
+    name="annotations.pseudolabel_chunk",
+    max_retries=None,
+    soft_time_limit=settings.DDI_CHUNK_SOFT_TIME_LIMIT_S,
+    time_limit=settings.DDI_CHUNK_SOFT_TIME_LIMIT_S + 30,
+)
 def pseudolabel_chunk(self, chunk_id: int) -> None:
     """Predict one chunk of interactions and commit rows + cursor together (queue "inference")."""
     _run(self, pseudolabel.process_chunk, chunk_id=chunk_id)

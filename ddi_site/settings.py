@@ -253,13 +253,19 @@ else:
     # Rule 3 of RELIABILITY.md: every message's lifetime stays far below the visibility timeout.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # A frozen broker (SIGSTOP, network partition) must not hang a web request forever in
+        # publish: without a socket timeout redis-py waits for the reply indefinitely. The
+        # enqueue then fails, is logged, and the watchdog re-sends the queued run.
+        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
+        "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The UI reads Run rows, never the result backend; results are not stored.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Off only in the chaos tests' control run (proves the watchdog covers an acked, lost message).
+CELERY_TASK_REJECT_ON_WORKER_LOST = env.bool("CELERY_TASK_REJECT_ON_WORKER_LOST", default=True)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # On a broker connection loss, cancel the running tasks (their messages are redelivered and the
 # chunk leases make that safe) instead of keeping work that can no longer be acknowledged.
@@ -297,6 +303,15 @@ DDI_MIN_TRAIN_EXAMPLES = env.int("DDI_MIN_TRAIN_EXAMPLES", default=10)
 DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default=2000)
 # Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
 DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
+# A chunk task is interrupted (SoftTimeLimitExceeded, rolled back, retried) after this long, e.g.
+# when its database backend hangs; the pool process is killed 30 s later. Keep it far below the
+# broker's visibility timeout (rule 3).
+DDI_CHUNK_SOFT_TIME_LIMIT_S = env.int("DDI_CHUNK_SOFT_TIME_LIMIT_S", default=900)
+# Tests only (chaos): a chunk containing this interaction id SIGKILLs its own worker process, a
+# poison message. Never set it in production.
+DDI_TEST_POISON_INTERACTION_ID = env.int("DDI_TEST_POISON_INTERACTION_ID", default=None)
+# Tests only: sleep this long after every training step so chaos tests can kill mid-training.
+DDI_TRAIN_TEST_STEP_DELAY_S = env.float("DDI_TRAIN_TEST_STEP_DELAY_S", default=0.0)
 DDI_LOW_CONFIDENCE = env.float("DDI_LOW_CONFIDENCE", default=0.9)
 
 LOGGING = {

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -176,8 +179,10 @@ def process_chunk(*, chunk_id: int, owner: str | None = None) -> ChunkOutcome:
     except LeaseLost:
         logger.warning("chunk %s: lease lost to another worker; stopping this copy", chunk.pk)
         return ChunkOutcome("skipped")
-    except DatabaseError:
-        _release_chunk(chunk.pk, owner)  # transient: let the retry claim it without waiting
+    except (DatabaseError, SoftTimeLimitExceeded):
+        # Transient (connection lost, or the task hung past its soft time limit, e.g. on a frozen
+        # database backend): the batch rolled back; let the retry claim the chunk without waiting.
+        _release_chunk(chunk.pk, owner)
         raise
     except Exception as error:
         # A data or model error: retrying the same input would fail the same way.
@@ -241,6 +246,14 @@ def _give_up(chunk: RunChunk) -> ChunkOutcome:
     return ChunkOutcome("failed")
 
 
+def _poison_check(ids: list[int]) -> None:
+    """Tests only: die like an OOM-killed process when the poison interaction is in the batch."""
+    poison = settings.DDI_TEST_POISON_INTERACTION_ID
+    if poison is not None and poison in ids:
+        logger.error("poison interaction %s in this batch: SIGKILL pid %s", poison, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _release_chunk(chunk_id: int, owner: str) -> None:
     """Best effort: hand the chunk back at once (the database may be unreachable right now)."""
     try:
@@ -267,6 +280,7 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
         if not rows:
             return written
         ids = [row[0] for row in rows]
+        _poison_check(ids)
         slots, unique = _dedupe([row[1] for row in rows])
         probs = predictor.predict_batch(unique)
         lines = _row_suffixes(probs, classes)

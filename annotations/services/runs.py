@@ -411,14 +411,21 @@ def requeue_stale_runs() -> dict[str, int]:
     # A chunk whose lease expired lost its worker: hand it back as pending. Pending chunks are
     # normally still in the queue; they are re-sent only when their run made no progress for a
     # while (messages lost with a broker restart), so a long queue is not flooded with copies.
-    RunChunk.objects.filter(
+    expired = RunChunk.objects.filter(
         run__state=Run.State.RUNNING, state=RunChunk.State.RUNNING, lease_expires_at__lt=now
-    ).update(state=RunChunk.State.PENDING, lease_owner="", lease_expires_at=None, updated_at=now)
+    )
+    expired_ids = list(expired.values_list("pk", flat=True))
+    expired.filter(pk__in=expired_ids).update(
+        state=RunChunk.State.PENDING, lease_owner="", lease_expires_at=None, updated_at=now
+    )
+    # A chunk handed back just now is re-sent in the same pass when its run is stalled: its
+    # message may be gone for good (acked by a pool process that was killed, with
+    # reject_on_worker_lost off), and waiting for another watchdog interval helps nobody.
     chunks = RunChunk.objects.filter(
         Q(run__heartbeat_at__lt=queued_before) | Q(run__heartbeat_at__isnull=True),
+        Q(updated_at__lt=queued_before) | Q(pk__in=expired_ids),
         run__state=Run.State.RUNNING,
         state=RunChunk.State.PENDING,
-        updated_at__lt=queued_before,
     )
     for chunk_id in chunks.values_list("pk", flat=True):
         RunChunk.objects.filter(pk=chunk_id, state=RunChunk.State.PENDING).update(updated_at=now)

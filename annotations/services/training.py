@@ -260,7 +260,14 @@ def train_for_run(*, run: Run) -> ModelVersion:
         stage="preparing",
         result={"examples": data.counts, "model_version": model_version.pk},
     )
-    progress = _ProgressWriter(run.pk)
+    progress = _ProgressWriter(run.pk, checkpoint_every=config.checkpoint_every_steps)
+    if run.cursor:
+        logger.info(
+            "training run %s resumes from its checkpoint at step %s (%s)",
+            run.pk,
+            run.cursor,
+            checkpoint_dir,
+        )
     try:
         result = train(
             data.examples,
@@ -376,22 +383,44 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
 
 
 class _ProgressWriter:
-    """on_progress callback: throttled Run progress writes; raises RunCancelled when asked."""
+    """on_progress callback: throttled Run progress writes; raises RunCancelled when asked.
 
-    def __init__(self, run_id: int):
+    Run.cursor is the step of the last checkpoint known to be on disk: modeling.train() calls
+    back for step s BEFORE it saves the checkpoint of step s (when s is a multiple of K), so at
+    step s the newest complete checkpoint is that of step K * floor((s - 1) / K). The cursor is
+    written as soon as it moves (not throttled), so a resumed run loses at most K steps.
+    """
+
+    def __init__(self, run_id: int, *, checkpoint_every: int = 0):
         self.run_id = run_id
+        self.checkpoint_every = checkpoint_every
         self.last_write = 0.0
+        self.cursor: int | None = None
+        self.first_step: int | None = None
+
+    def _checkpointed(self, step: int) -> int:
+        k = self.checkpoint_every
+        return ((step - 1) // k) * k if k > 0 and step > 0 else 0
 
     def __call__(self, progress) -> None:
+        if self.first_step is None:
+            self.first_step = progress.step
+            logger.info("training run %s: first step %s", self.run_id, progress.step)
+        delay = settings.DDI_TRAIN_TEST_STEP_DELAY_S
+        if delay:
+            time.sleep(delay)
         now = time.monotonic()
         last_step = progress.step >= progress.total_steps
-        if now - self.last_write < _PROGRESS_EVERY_S and not last_step:
+        cursor = self._checkpointed(progress.step)
+        moved = self.cursor is not None and cursor != self.cursor
+        self.cursor = cursor
+        if now - self.last_write < _PROGRESS_EVERY_S and not last_step and not moved:
             return
         self.last_write = now
         Run.objects.filter(pk=self.run_id, state=Run.State.RUNNING).update(
             progress_done=progress.step,
             progress_total=progress.total_steps,
-            cursor=progress.step,
+            cursor=cursor,
             stage=f"training epoch {progress.epoch} (loss {progress.loss:.3f})",
             heartbeat_at=timezone.now(),
         )

@@ -33,8 +33,8 @@ ACTIONS = {
     "run_progress": ("get", Role.ADMIN, lambda o: [o["run"].pk], None),
     "run_cancel": ("post", Role.ADMIN, lambda o: [o["run"].pk], {}),
 }
-# Routes of other engineers' pages (rules, exports) are covered by their own tests.
-OTHER_OWNERS_PREFIXES = ("rule", "export")
+# Routes of other engineers' pages (rules, exports, imports) are covered by their own tests.
+OTHER_OWNERS_PREFIXES = ("rule", "export", "import")
 PERSONAS = ("anonymous", "outsider", "reviewer_rita", "curator_carl", "admin_ada")
 PERSONA_ROLE = {
     "anonymous": None,

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from annotations.models import DEFAULT_PROJECT_NAME, Project
+from annotations.models import DEFAULT_GUIDELINE, DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from tests.factories import UserFactory
 
 
 @pytest.fixture
 def project(db) -> Project:
-    """The default project created by the data migration (DrugBank DDI, two classes)."""
-    return Project.objects.get(name=DEFAULT_PROJECT_NAME)
+    """The default project created by the data migration (DrugBank DDI, two classes).
+
+    get_or_create, because a transactional test earlier in the session flushes every table,
+    the migration's rows included.
+    """
+    project, _ = Project.objects.get_or_create(
+        name=DEFAULT_PROJECT_NAME,
+        defaults={"label_classes": ["Synergistic", "Antagonistic"], "guideline": DEFAULT_GUIDELINE},
+    )
+    return project
 
 
 @pytest.fixture

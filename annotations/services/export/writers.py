@@ -222,8 +222,11 @@ def iter_parquet(
             values.clear()
         return spool.drain()
 
+    # The writer has already written the 4-byte magic: send it now, so the download starts
+    # (first byte, proxies' read timeouts reset) before the first row group is built.
     finished = False
     try:
+        yield spool.drain()
         for row in rows:
             for values, value in zip(columns, row_values(row, len(classes)), strict=True):
                 values.append(value)

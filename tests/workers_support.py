@@ -99,15 +99,20 @@ def celery_broker(url: str, transport_options: dict | None = None) -> Iterator[N
     """Point the project's Celery app (used by services to publish) at another broker."""
     from ddi_site.celery import app
 
-    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    # broker_write_url / broker_read_url were filled from the CELERY_BROKER_URL environment
+    # variable at configuration time and win over broker_url: swap them too, or the publisher
+    # keeps sending to the old broker.
+    names = ("broker_url", "broker_write_url", "broker_read_url", "broker_transport_options")
+    saved = {name: app.conf.get(name) for name in names}
     _drop_connections(app)
-    app.conf.broker_url = url
+    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = url
     app.conf.broker_transport_options = transport_options or {}
     try:
         yield
     finally:
         _drop_connections(app)
-        app.conf.broker_url, app.conf.broker_transport_options = saved
+        for name, value in saved.items():
+            setattr(app.conf, name, value)
 
 
 def _drop_connections(app) -> None:

@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DDI_", "DATABASE_", "CELERY_"))
-    }
+    # DJANGO_ALLOW_ASYNC_UNSAFE may be set by the Playwright tests in this process; it is not
+    # part of the deployment under test.
+    prefixes = ("DDI_", "DATABASE_", "CELERY_", "DJANGO_ALLOW_ASYNC")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     clean.update({"DDI_VAR_DIR": str(tmp_path / "var"), **env})
     return subprocess.run(
         [sys.executable, "manage.py", *args],

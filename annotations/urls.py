@@ -4,6 +4,7 @@ from django.urls import path
 
 from annotations.views import dashboard, review, runs
 from annotations.views import export as export_views
+from annotations.views import imports as import_views
 from annotations.views import rules as rule_views
 
 app_name = "annotations"
@@ -41,4 +42,6 @@ urlpatterns = [
         name="export_download",
     ),
     path("projects/<int:project_pk>/export/card/", export_views.export_card, name="export_card"),
+    # --- Import (Curator; the reliability engineer's upload page) ---------------------------
+    path("projects/<int:project_pk>/imports/", import_views.import_page, name="imports"),
 ]

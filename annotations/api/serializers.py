@@ -3,10 +3,20 @@ validate exactly what a client may send (and nothing else)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotations.models import Interaction, Label, ModelVersion, Prediction, Project, Rule, Run
+from annotations.models import (
+    ImportJob,
+    Interaction,
+    Label,
+    ModelVersion,
+    Prediction,
+    Project,
+    Rule,
+    Run,
+)
 from annotations.services.export import FORMATS
 from annotations.services.final_labels import SOURCES
 
@@ -267,3 +277,66 @@ class ExportQueryIn(serializers.Serializer):
     classes = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list
     )
+
+
+# --- imports (curator uploads) -------------------------------------------------------------------
+
+
+class ImportJobOut(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "project",
+            "file_name",
+            "sha256",
+            "file_format",
+            "state",
+            "rows_read",
+            "interactions_created",
+            "labels_created",
+            "errors",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ImportUploadIn(serializers.Serializer):
+    file = serializers.FileField(max_length=255)
+    label_column = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="the header of a column holding seed labels (blank: import unlabeled)",
+    )
+
+    def validate_file(self, value):
+        # Rule 7 of RELIABILITY.md: FILE_UPLOAD_MAX_MEMORY_SIZE only decides memory vs disk;
+        # this is the size cap.
+        limit = settings.DDI_MAX_UPLOAD_BYTES
+        if value.size > limit:
+            raise serializers.ValidationError(
+                f"file too large: {value.size:,} bytes; the limit is {limit:,} bytes"
+                f" ({limit / 1024 / 1024:.0f} MB). Split the file and upload the parts."
+            )
+        return value
+
+
+# --- queue hand-out ------------------------------------------------------------------------------
+
+
+class QueueNextIn(serializers.Serializer):
+    predicted_class = serializers.CharField(max_length=100, required=False, default="")
+    min_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
+    )
+    max_confidence = serializers.FloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
+    )
+
+
+class QueueNextOut(serializers.Serializer):
+    interaction = InteractionOut(source="*")
+    claim_expires_at = serializers.DateTimeField(source="claim.expires_at")

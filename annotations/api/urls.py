@@ -8,6 +8,8 @@ from rest_framework.routers import SimpleRouter
 from annotations.api import views
 from annotations.api.auth import ThrottledObtainAuthToken
 from annotations.api.exports import ProjectExportCardView, ProjectExportView
+from annotations.api.imports import ProjectImportView
+from annotations.api.queue import QueueNextView
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="api-project")
@@ -25,6 +27,8 @@ urlpatterns = [
         ProjectExportCardView.as_view(),
         name="api-project-export-card",
     ),
+    path("projects/<int:pk>/imports/", ProjectImportView.as_view(), name="api-project-imports"),
+    path("projects/<int:pk>/queue/next/", QueueNextView.as_view(), name="api-project-queue-next"),
     # The API's shape is not a secret: schema and docs are readable without logging in.
     path(
         "schema/",

@@ -35,6 +35,7 @@ from modeling.blinding import blind, mentions
 logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ISSUES = 20
+MAX_LISTED_COLUMNS = 30
 ProgressCallback = Callable[[int, int, int], None]  # (rows_read, bytes_read, bytes_total)
 
 
@@ -155,7 +156,11 @@ def resolve_columns(
 def _missing_column_message(
     expected: str, header: list[str], unused: list[str], delimiter: str | None
 ) -> str:
-    message = f"missing column; found columns: {', '.join(repr(h) for h in header) or 'none'}"
+    # A hostile header can hold 100k names: show the first few, never a megabyte of report.
+    shown = ", ".join(repr(h[:100]) for h in header[:MAX_LISTED_COLUMNS]) or "none"
+    if len(header) > MAX_LISTED_COLUMNS:
+        shown += f" and {len(header) - MAX_LISTED_COLUMNS:,} more"
+    message = f"missing column; found columns: {shown}"
     close = get_close_matches(expected, unused, n=1, cutoff=0.6)
     if close:
         message += f"; did you mean {close[0]!r}?"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -345,10 +345,38 @@ def claim_next_interaction(
 
     Side effects: one ReviewClaim for the user. Two reviewers calling this at once get two
     different items (the claim insert is the arbiter). Safe to run twice (renews the same claim).
+
+    Thirty reviewers asking at once all see the same first candidates: on PostgreSQL the
+    candidates are locked with FOR NO KEY UPDATE SKIP LOCKED (never waits, so no deadlock, and
+    does not block the FK checks of label writes), so each caller tries the ones nobody else is
+    trying; a caller that loses every candidate asks for the next ones instead of reporting an
+    empty queue, and an item reviewed by someone else since the candidate list was read is let
+    go after the claim (tests/reliability/test_concurrency.py found both: false "queue empty"
+    answers, and items handed out again right after their reviewer saved them).
     """
-    for item in list_next_queue_items(
-        project=project, user=user, filters=filters, exclude_ids=exclude_ids
-    ):
-        if claim_interaction(interaction_id=item.interaction.pk, user=user):
-            return item.interaction
-    return None
+    lost = set(exclude_ids)
+    unreviewed_only = (filters or QueueFilters()).unreviewed_only
+    while True:
+        candidates = list_next_queue_items(
+            project=project, user=user, filters=filters, exclude_ids=frozenset(lost)
+        )
+        if not candidates:
+            return None
+        with transaction.atomic():
+            ids = [item.interaction.pk for item in candidates]
+            free = set(ids)
+            if connection.features.has_select_for_update_skip_locked:
+                free = set(
+                    Interaction.objects.select_for_update(skip_locked=True, no_key=True)
+                    .filter(pk__in=ids)
+                    .values_list("pk", flat=True)
+                )
+            for item in candidates:
+                pk = item.interaction.pk
+                if pk in free and claim_interaction(interaction_id=pk, user=user):
+                    if not unreviewed_only or not Label.objects.filter(interaction_id=pk).exists():
+                        return item.interaction
+                    # Reviewed between our candidate list and our claim (its reviewer's claim
+                    # was released by the save): not in the queue any more.
+                    ReviewClaim.objects.filter(interaction_id=pk, user=user).delete()
+                lost.add(pk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -45,3 +46,9 @@ class DomainErrorMixin:
             code = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), None)
             exc = DomainProblem(exc, code)
         return super().handle_exception(exc)
+
+
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    """Any /api/ path no route matches (e.g. /api/projects/-1/export/): a JSON 404, not the web
+    app's HTML page, so API clients always get the content type the schema documents."""
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -1,15 +1,17 @@
 """REST API URLs (mounted at /api/). Schema at /api/schema/, Swagger UI at /api/docs/."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import views
 from annotations.api.auth import ThrottledObtainAuthToken
+from annotations.api.errors import api_not_found
 from annotations.api.exports import ProjectExportCardView, ProjectExportView
 from annotations.api.imports import ProjectImportView
 from annotations.api.queue import QueueNextView
+from annotations.api.schema import ERROR_RESPONSES_HOOK
 
 router = SimpleRouter()
 router.register("projects", views.ProjectViewSet, basename="api-project")
@@ -32,7 +34,11 @@ urlpatterns = [
     # The API's shape is not a secret: schema and docs are readable without logging in.
     path(
         "schema/",
-        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        SpectacularAPIView.as_view(
+            permission_classes=[AllowAny],
+            authentication_classes=[],
+            custom_settings={"POSTPROCESSING_HOOKS": [ERROR_RESPONSES_HOOK]},
+        ),
         name="api-schema",
     ),
     path(
@@ -42,4 +48,5 @@ urlpatterns = [
         name="api-docs",
     ),
     *router.urls,
+    re_path(r"^.*$", api_not_found),  # unmatched /api/ paths: JSON 404, not the HTML page
 ]

@@ -191,7 +191,12 @@ class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
     @extend_schema(
         request=serializers.LabelUpdateIn,
         parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={200: serializers.LabelOut, 409: OpenApiResponse(description="edit conflict")},
+        responses={
+            200: serializers.LabelOut,
+            409: OpenApiResponse(description="edit conflict (stale version)"),
+            412: OpenApiResponse(description="If-Match does not match"),
+            428: OpenApiResponse(description="neither version nor If-Match was sent"),
+        },
     )
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk)

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,22 +74,17 @@ class Databases:
             return PG + BASE
         return f"sqlite:///{self.workdir / (BASE + '.sqlite3')}"
 
-    def clone(self, strategy: str) -> None:
-        """Copy the base database for `strategy` and point Django's connection at the copy."""
-        from django.db import connections
-
+    def clone(self, strategy: str) -> str:
+        """Copy the base database for `strategy` (Django must not hold a connection to it)."""
         name = f"ddi_bench_loop_{strategy.replace('-', '_')}"
-        connections.close_all()
-        conn = connections["default"]
         if self.postgres:
             _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             _admin(f"CREATE DATABASE {name} TEMPLATE {BASE}")
             self.created.append(name)
-            conn.settings_dict["NAME"] = name
-        else:
-            target = self.workdir / f"{name}.sqlite3"
-            shutil.copyfile(self.workdir / f"{BASE}.sqlite3", target)
-            conn.settings_dict["NAME"] = str(target)
+            return PG + name
+        target = self.workdir / f"{name}.sqlite3"
+        shutil.copyfile(self.workdir / f"{BASE}.sqlite3", target)
+        return f"sqlite:///{target}"
 
     def drop_all(self) -> None:
         from django.db import connections
@@ -137,7 +133,8 @@ def prepare_round_zero(params: dict) -> dict:
     return timings
 
 
-def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list:
+def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list[dict]:
+    """Run one strategy on the current database; rounds as JSON-ready dicts."""
     from annotations.models import DEFAULT_PROJECT_NAME, Project
     from annotations.services.loop import artifacts_in, load_reference_csv, simulate
 
@@ -160,7 +157,7 @@ def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list:
         )
 
     with artifacts_in(artifacts / strategy):
-        return simulate(
+        rounds = simulate(
             project=project,
             strategy=strategy,
             rounds=args.rounds,
@@ -170,6 +167,59 @@ def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list:
             seed=args.seed,
             on_round=report,
         )
+    return [
+        {
+            "round": r.round,
+            "reviews": r.reviews,
+            "skipped": r.skipped,
+            "accuracy": r.score.accuracy,
+            "macro_f1": r.score.macro_f1,
+            "wrong": r.score.wrong,
+            "rows": r.score.rows,
+            "per_pattern": r.score.per_pattern,
+            "training": None if r.training is None else dict(r.training.__dict__),
+        }
+        for r in rounds
+    ]
+
+
+def strategy_worker(args, params: dict) -> None:
+    """Child process: one strategy on its cloned database; results to --result-file."""
+    import django
+
+    django.setup()
+    rounds = run_strategy(args.run_strategy, args, params, Path(args.artifacts))
+    Path(args.result_file).write_text(json.dumps(rounds))
+
+
+def run_strategies(strategies, args, databases: Databases, workdir: Path) -> dict[str, list]:
+    """One child process per strategy on its own clone, at most --jobs at a time."""
+    pending = list(strategies)
+    running: dict[str, subprocess.Popen] = {}
+    results: dict[str, list] = {}
+    forwarded = ["--rounds", str(args.rounds), "--per-round", str(args.per_round)]
+    forwarded += ["--seed", str(args.seed)]
+    if args.backbone:
+        forwarded += ["--backbone", args.backbone]
+    if args.epochs:
+        forwarded += ["--epochs", str(args.epochs)]
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            strategy = pending.pop(0)
+            env = {**os.environ, "DATABASE_URL": databases.clone(strategy)}
+            command = [sys.executable, __file__, "--run-strategy", strategy, *forwarded]
+            command += ["--artifacts", str(workdir / "models")]
+            command += ["--result-file", str(workdir / f"{strategy}.json")]
+            running[strategy] = subprocess.Popen(command, env=env)
+        time.sleep(1)
+        for strategy, process in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[strategy]
+            if process.returncode != 0:
+                raise SystemExit(f"strategy {strategy} failed (exit {process.returncode})")
+            results[strategy] = json.loads((workdir / f"{strategy}.json").read_text())
+    return {s: results[s] for s in strategies}
 
 
 def plot(results: dict[str, list], path: Path, title: str) -> None:
@@ -180,12 +230,12 @@ def plot(results: dict[str, list], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for strategy, rounds in results.items():
-        xs = [r.reviews for r in rounds]
-        ys = [100 * r.score.accuracy for r in rounds]
+        xs = [r["reviews"] for r in rounds]
+        ys = [100 * r["accuracy"] for r in rounds]
         ax.plot(xs, ys, marker="o", label=strategy)
     ax.axhline(100 * TARGET, color="grey", linestyle="--", linewidth=1, label="target 99.5%")
     ax.set_xlabel("simulated reviews")
-    ax.set_ylabel("final-label row accuracy (%) over all rows")
+    ax.set_ylabel("final-label row accuracy (%), all rows")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -199,7 +249,7 @@ def print_pattern_table(results: dict[str, list]) -> None:
     patterns: dict[str, tuple[int, str]] = {}
     for rounds in results.values():
         for r in rounds:
-            for text, (rows, correct, expected, _) in r.score.per_pattern.items():
+            for text, (rows, correct, expected, _) in r["per_pattern"].items():
                 if correct < rows:
                     patterns[text] = (rows, expected)
     if not patterns:
@@ -207,28 +257,60 @@ def print_pattern_table(results: dict[str, list]) -> None:
         return
     headers = ["pattern", "rows", "ref"]
     for strategy, rounds in results.items():
-        headers += [f"{strategy[:6]} r{r.round}" for r in rounds]
+        headers += [f"{strategy[:6]} r{r['round']}" for r in rounds]
     table = []
     for text, (rows, expected) in sorted(patterns.items(), key=lambda p: -p[1][0]):
         line: list[object] = [text[:60], rows, expected[:5]]
         for rounds in results.values():
             for r in rounds:
-                n, ok, _, _ = r.score.per_pattern[text]
+                n, ok, _, _ = r["per_pattern"][text]
                 line.append(n - ok)
         table.append(line)
     print("\nwrong rows per sentence pattern (only patterns wrong at some round):")
     print_table(headers, table)
 
 
-def _model_cell(training) -> str:
+def _model_cell(training: dict | None) -> str:
     if training is None:
         return "v1"
-    if training.promoted:
-        return f"v{training.version}"
-    return f"v{training.version} not promoted, v{training.active_version} kept"
+    if training["promoted"]:
+        return f"v{training['version']}"
+    return f"v{training['version']} not promoted, v{training['active_version']} kept"
 
 
-def main() -> None:
+def print_summary(results: dict[str, list], args) -> None:
+    rows = [
+        [
+            strategy,
+            r["round"],
+            r["reviews"],
+            f"{100 * r['accuracy']:.2f}%",
+            f"{r['macro_f1']:.4f}",
+            r["wrong"],
+            _model_cell(r["training"]),
+        ]
+        for strategy, rounds in results.items()
+        for r in rounds
+    ]
+    print_table(
+        ["strategy", "round", "reviews", "accuracy", "macro-F1", "wrong rows", "model"], rows
+    )
+    print_pattern_table(results)
+    default = results.get("default")
+    if default:
+        reached = next((r for r in default if r["accuracy"] >= TARGET), None)
+        verdict = f"reached at round {reached['round']}" if reached else "NOT reached"
+        print(f"\ntarget >= {100 * TARGET:.1f}% within {args.rounds} rounds: {verdict}")
+        if "random" in results:
+            below = [
+                d["round"]
+                for d, r in zip(default, results["random"], strict=True)
+                if d["accuracy"] < r["accuracy"]
+            ]
+            print("default below random at rounds: " + (", ".join(map(str, below)) or "none"))
+
+
+def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -238,116 +320,77 @@ def main() -> None:
     parser.add_argument("--backbone", help="default: the app's DDI_BACKBONE")
     parser.add_argument("--epochs", type=int, help="default: TrainConfig's")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random strategy")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="strategies run at once (one process each)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
-    args = parser.parse_args()
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    params = {k: v for k, v in {"backbone": args.backbone, "epochs": args.epochs}.items() if v}
+    # Internal: the child process of one strategy.
+    parser.add_argument("--run-strategy", help=argparse.SUPPRESS)
+    parser.add_argument("--artifacts", help=argparse.SUPPRESS)
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
+    params = {k: v for k, v in {"backbone": args.backbone, "epochs": args.epochs}.items() if v}
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ddi_site.settings")
+    if args.run_strategy:
+        strategy_worker(args, params)
+        return
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="ddi-bench-loop-"))
     databases = Databases(workdir)
     os.environ["DATABASE_URL"] = databases.base_url()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ddi_site.settings")
     os.environ["DDI_ARTIFACTS_DIR"] = str(workdir / "models" / "base")
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+    from django.db import connections
 
     from annotations.services.loop import STRATEGIES
 
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise SystemExit(f"unknown strategies {sorted(unknown)} (known: {', '.join(STRATEGIES)})")
-    print(f"database: {'PostgreSQL' if databases.postgres else 'SQLite'}; work folder {workdir}")
+    backbone = args.backbone or settings.DDI_BACKBONE
+    print(
+        f"database: {'PostgreSQL' if databases.postgres else 'SQLite'}; backbone {backbone}; "
+        f"epochs {args.epochs or 'default'}; work folder {workdir}",
+        flush=True,
+    )
     started = time.perf_counter()
     try:
         call_command("migrate", verbosity=0)
         timings = prepare_round_zero(params)
-        results = {}
-        for strategy in strategies:
-            databases.clone(strategy)
-            t0 = time.perf_counter()
-            results[strategy] = run_strategy(strategy, args, params, workdir / "models")
-            timings[f"{strategy}_s"] = time.perf_counter() - t0
+        connections.close_all()  # a template database must have no open connection
+        t0 = time.perf_counter()
+        results = run_strategies(strategies, args, databases, workdir)
+        timings["strategies_s"] = time.perf_counter() - t0
     finally:
         if not args.keep and databases.postgres:
             databases.drop_all()
         shutil.rmtree(workdir, ignore_errors=True)
     total = time.perf_counter() - started
-
-    from django.conf import settings
-
-    backbone = args.backbone or settings.DDI_BACKBONE
-    rows = []
-    for strategy, rounds in results.items():
-        for r in rounds:
-            t = r.training
-            rows.append(
-                [
-                    strategy,
-                    r.round,
-                    r.reviews,
-                    f"{100 * r.score.accuracy:.2f}%",
-                    f"{r.score.macro_f1:.4f}",
-                    r.score.wrong,
-                    _model_cell(t),
-                ]
-            )
     print(
-        f"\nbackbone {backbone}; {args.rounds} rounds x {args.per_round} reviews; "
-        f"{results[strategies[0]][0].score.rows} rows scored; total {total / 60:.1f} min"
+        f"\nbackbone {backbone}, epochs {args.epochs or 'default'}; {args.rounds} rounds x "
+        f"{args.per_round} reviews; {results[strategies[0]][0]['rows']} rows scored; "
+        f"total {total / 60:.1f} min ({args.jobs} strategies at a time)"
     )
-    print_table(
-        ["strategy", "round", "reviews", "accuracy", "macro-F1", "wrong rows", "model"], rows
-    )
-    print_pattern_table(results)
-    default = results.get("default")
-    if default:
-        reached = next((r for r in default if r.score.accuracy >= TARGET), None)
-        print(
-            f"\ntarget >= {100 * TARGET:.1f}% within {args.rounds} rounds: "
-            + (
-                f"reached at round {reached.round} ({reached.reviews} reviews)"
-                if reached
-                else "NOT reached"
-            )
-        )
-        if "random" in results:
-            below = [
-                d.round
-                for d, r in zip(default, results["random"], strict=True)
-                if d.score.accuracy < r.score.accuracy
-            ]
-            print("default below random at rounds: " + (", ".join(map(str, below)) or "none"))
+    print_summary(results, args)
     OUT.mkdir(parents=True, exist_ok=True)
-    title = f"{backbone}, {args.per_round} reviews per round"
-    plot(results, OUT / "loop.png", title)
-    (OUT / "loop.json").write_text(
-        json.dumps(
-            {
-                "backbone": backbone,
-                "rounds": args.rounds,
-                "per_round": args.per_round,
-                "timings_s": {k: round(v, 1) for k, v in timings.items()},
-                "results": {
-                    s: [
-                        {
-                            "round": r.round,
-                            "reviews": r.reviews,
-                            "accuracy": r.score.accuracy,
-                            "macro_f1": r.score.macro_f1,
-                            "wrong": r.score.wrong,
-                            "promoted": r.training.promoted if r.training else None,
-                            "decision": r.training.decision if r.training else "",
-                        }
-                        for r in rounds
-                    ]
-                    for s, rounds in results.items()
-                },
-            },
-            indent=2,
-        )
-    )
+    plot(results, OUT / "loop.png", f"{backbone}, {args.per_round} reviews per round")
+    payload = {
+        "backbone": backbone,
+        "epochs": args.epochs,
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "results": results,
+    }
+    (OUT / "loop.json").write_text(json.dumps(payload, indent=2))
     print(f"wrote {OUT / 'loop.png'} and {OUT / 'loop.json'}")
 
 

@@ -199,42 +199,12 @@ def _interaction_rows(
     return qs.order_by("id")
 
 
-def _labeled_patterns(project: Project, candidates: list[QueueItem]) -> set[str]:
-    """The window's sentence patterns that already have a human label (one query, IN list)."""
-    hashes = {item.interaction.pattern_hash for item in candidates}
-    if not hashes:
-        return set()
-    return set(
-        Label.objects.filter(
-            interaction__project=project,
-            interaction__pattern_hash__in=hashes,
-            status=Label.Status.LABELED,
-        )
-        .values_list("interaction__pattern_hash", flat=True)
-        .distinct()
-    )
-
-
-def _spread(
-    candidates: list[QueueItem],
-    *,
-    page_size: int,
-    per_pattern: int,
-    labeled_patterns: frozenset[str] | set[str] = frozenset(),
-) -> list[QueueItem]:
+def _spread(candidates: list[QueueItem], *, page_size: int, per_pattern: int) -> list[QueueItem]:
     """Round-robin over patterns (in order of each pattern's most uncertain row), capped per
-    pattern; top up in queue order when the window holds too few patterns.
-
-    Patterns nobody has labeled yet go first: the model's confidence on a sentence pattern it
-    was never shown a label for is an extrapolation, and a saturated model (confidence 1.0 on
-    every row, so the queue order degrades to import order) is most often confidently wrong
-    exactly there (measured in bench/loop.py)."""
+    pattern; top up in queue order when the window holds too few patterns."""
     groups: OrderedDict[str, list[QueueItem]] = OrderedDict()
     for item in candidates:
         groups.setdefault(item.interaction.pattern_hash, []).append(item)
-    if labeled_patterns:
-        # sorted() is stable: within each tier the uncertainty order is kept.
-        groups = OrderedDict(sorted(groups.items(), key=lambda group: group[0] in labeled_patterns))
     picked: list[QueueItem] = []
     for rank in range(per_pattern):
         for rows in groups.values():
@@ -257,7 +227,7 @@ def get_review_queue_page(
     spread: bool = True,
     per_pattern: int = DEFAULT_PER_PATTERN,
 ) -> QueuePage:
-    """One page of the review queue for `user` (read-only; three queries at most)."""
+    """One page of the review queue for `user` (read-only; two queries at most)."""
     filters = filters or QueueFilters()
     model_version = get_active_model_version(project)
     window = page_size * SPREAD_WINDOW_FACTOR if spread else page_size
@@ -291,12 +261,7 @@ def get_review_queue_page(
         ]
         has_more = len(preds) > window
     if spread:
-        items = _spread(
-            candidates,
-            page_size=page_size,
-            per_pattern=per_pattern,
-            labeled_patterns=_labeled_patterns(project, candidates),
-        )
+        items = _spread(candidates, page_size=page_size, per_pattern=per_pattern)
     else:
         items = candidates[:page_size]
     if not items:

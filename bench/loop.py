@@ -228,17 +228,20 @@ def plot(results: dict[str, list], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for strategy, rounds in results.items():
-        xs = [r["reviews"] for r in rounds]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    markers = ["o", "s", "^", "D"]
+    for n, (strategy, rounds) in enumerate(results.items()):
+        # A small x offset per strategy keeps identical curves visible instead of hidden.
+        xs = [r["reviews"] + 0.4 * (n - 1) for r in rounds]
         ys = [100 * r["accuracy"] for r in rounds]
-        ax.plot(xs, ys, marker="o", label=strategy)
+        ax.plot(xs, ys, marker=markers[n % len(markers)], label=strategy, alpha=0.85)
     ax.axhline(100 * TARGET, color="grey", linestyle="--", linewidth=1, label="target 99.5%")
+    ax.set_xticks(sorted({r["reviews"] for rounds in results.values() for r in rounds}))
     ax.set_xlabel("simulated reviews")
     ax.set_ylabel("final-label row accuracy (%), all rows")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

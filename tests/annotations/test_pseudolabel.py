@@ -223,3 +223,67 @@ def test_a_project_with_nothing_to_predict_succeeds_at_once(project, version):
     run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
     assert run.state == Run.State.SUCCEEDED
     assert run.progress_total == 0
+
+
+def test_a_prediction_written_by_someone_else_mid_batch_is_kept_and_not_duplicated(
+    project, version, small_chunks, monkeypatch
+):
+    """The direct COPY hits the unique constraint; the batch falls back to ON CONFLICT."""
+    interactions = make_interactions(project, 30)
+    run = start_pseudolabel_run(project=project)
+    [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
+    original = pseudolabel.ScoreCache.lookup
+    raced = interactions[3]
+
+    def lookup_then_race(self, texts):
+        found = original(self, texts)
+        if not Prediction.objects.filter(interaction=raced).exists():
+            value = found[raced.blinded_text]
+            Prediction.objects.create(
+                interaction=raced,
+                model_version=version,
+                predicted_class=value.predicted_class,
+                confidence=value.confidence,
+                margin=value.margin,
+                probabilities=value.probabilities,
+            )
+        return found
+
+    monkeypatch.setattr(pseudolabel.ScoreCache, "lookup", lookup_then_race)
+
+    assert process_chunk(chunk_id=chunk_id) == pseudolabel.ChunkOutcome("done", 29)
+
+    assert Prediction.objects.filter(model_version=version).count() == 30
+    assert RunChunk.objects.get(pk=chunk_id).rows_written == 29
+    assert_exact(version, interactions)
+
+
+def test_each_distinct_text_is_scored_once_per_worker_across_batches_and_chunks(
+    project, version, small_chunks, monkeypatch
+):
+    interactions = make_interactions(project, 120)  # 6 patterns, 3 chunks, 8 batches
+    monkeypatch.setattr(pseudolabel, "_PREDICTORS", {})  # a fresh worker process
+    scored: list[str] = []
+    predictor = pseudolabel.get_predictor(version)
+    original = predictor.predict_batch
+
+    def counting(texts, **kwargs):
+        scored.extend(texts)
+        return original(texts, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict_batch", counting)
+
+    run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
+
+    assert run.state == Run.State.SUCCEEDED
+    assert sorted(scored) == sorted({i.blinded_text for i in interactions})
+    assert_exact(version, interactions)
+
+
+def test_the_score_cache_keeps_only_its_most_recently_used_texts(version):
+    cache = pseudolabel.ScoreCache(pseudolabel.get_predictor(version), max_entries=2)
+    cache.lookup({"DRUG_A one DRUG_B", "DRUG_A two DRUG_B"})
+    cache.lookup({"DRUG_A one DRUG_B"})  # most recent now
+    cache.lookup({"DRUG_A three DRUG_B"})
+
+    assert list(cache._values) == ["DRUG_A one DRUG_B", "DRUG_A three DRUG_B"]

@@ -12,6 +12,8 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -173,3 +175,29 @@ def chaos_pool(tmp: Path, broker: BrokerRedis, settings):
     settings.DDI_REQUEUE_QUEUED_AFTER_S = 3
     settings.DDI_STALE_AFTER_S = 6
     return WorkerPool(worker_env(tmp, broker.url), tmp)
+
+
+@contextmanager
+def private_broker(port: int, folder: Path) -> Iterator[BrokerRedis]:
+    """A started BrokerRedis, stopped (killed) afterwards whatever the test did to it."""
+    server = BrokerRedis(port, folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def chaos_workers(
+    tmp: Path, broker: BrokerRedis, settings, publisher_options: dict | None = None
+) -> Iterator:
+    """chaos_pool() with this process publishing to the private broker; stops every worker."""
+    from tests.workers_support import celery_broker
+
+    workers = chaos_pool(tmp, broker, settings)
+    try:
+        with celery_broker(broker.url, publisher_options or {"visibility_timeout": 30}):
+            yield workers
+    finally:
+        workers.stop_all()

@@ -150,15 +150,17 @@ def run_variant(variant: str, kind: str, rows: int) -> dict:
     }
 
 
+def _run_self(arguments: list[str]) -> str:
+    """The last stdout line of this script run with ``arguments`` in a fresh interpreter."""
+    output = subprocess.run(
+        [sys.executable, __file__, *arguments], check=True, capture_output=True, text=True
+    ).stdout
+    return output.strip().splitlines()[-1]
+
+
 def in_subprocess(variant: str, kind: str, rows: int) -> dict:
     """run_variant in a fresh interpreter (own peak RSS)."""
-    output = subprocess.run(
-        [sys.executable, __file__, "--variant", variant, "--kind", kind, "--rows", str(rows)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return json.loads(_run_self(["--variant", variant, "--kind", kind, "--rows", str(rows)]))
 
 
 def ensure_model() -> None:
@@ -209,13 +211,19 @@ def main() -> None:
     parser.add_argument("--kind", choices=("distinct", "sample"))
     parser.add_argument("--rows", type=int, default=384, help="rows for rates without dedup")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per engine")
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.kind, args.rows)))
         return
-    ensure_model()
+    if args.prepare:
+        ensure_model()
+        print(json.dumps(measure_gates()))
+        return
     load_before = os.getloadavg()
-    torch_gate, onnx_gate = measure_gates()
+    # In a child too: Linux children inherit the parent's peak RSS (ru_maxrss survives fork and
+    # exec), so this process must never load a model or every engine would show its peak.
+    torch_gate, onnx_gate = json.loads(_run_self(["--prepare"]))
     runs: dict[tuple[str, str], list[dict]] = {}
     for kind in ("distinct", "sample"):
         for round_ in range(args.repeats):

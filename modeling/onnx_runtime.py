@@ -5,7 +5,8 @@ exported with the TorchScript-based ``torch.onnx.export(..., dynamo=False)`` (wo
 onnxscript needed) and cached inside the model version folder::
 
     onnx/model.onnx        fp32, same probabilities as torch fp32 (within 1e-4)
-    onnx/model.int8.onnx   onnxruntime dynamic int8 (per-channel QInt8 weights)
+    onnx/model.int8.onnx   onnxruntime dynamic int8 (per-channel QInt8 weights of the MatMuls,
+                           feed-forward output projections left fp32)
 
 model.json records what was exported under ``"onnx"`` (file sha256s, versions), checked on load
 so that a stale or foreign file is re-exported rather than used; the measured int8 agreement with
@@ -121,7 +122,12 @@ def export_onnx(model_dir: Path) -> dict:
             )
         with _quiet_root_logger():
             quantize_dynamic(
-                str(fp32_tmp), str(int8_tmp), weight_type=QuantType.QInt8, per_channel=True
+                str(fp32_tmp),
+                str(int8_tmp),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=_ffn_output_matmuls(fp32_tmp),
             )
     except Exception as error:  # the exporter raises many unrelated types; all mean "no ONNX"
         for tmp in (fp32_tmp, int8_tmp):
@@ -138,6 +144,27 @@ def export_onnx(model_dir: Path) -> dict:
     }
     update_model_json(model_dir, **{ONNX_FIELD: record})
     return record
+
+
+def _ffn_output_matmuls(path: Path) -> list[str]:
+    """Names of the feed-forward output projections (BERT ``layer.N.output.dense``), kept fp32.
+
+    Measured on 384 distinct un-blinded DrugBank sentences: quantizing every MatMul and Gather
+    changed 2.1% of top classes, every MatMul 1.0%, all but these six 0.5%; the GELU outputs
+    they read have outliers that per-channel int8 weights with int8 activations handle badly.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {initializer.name for initializer in graph.initializer}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul"
+        and any(name in weights for name in node.input)
+        and "/output/dense" in node.name
+        and "attention" not in node.name
+    ]
 
 
 @contextmanager
@@ -254,7 +281,13 @@ def measure_onnx_int8_agreement(
     reference = reference_predictor.predict_batch(texts, batch_size=batch_size)
     fp32_seconds = time.perf_counter() - started
     del reference_predictor
-    candidate_predictor = Predictor.load(model_dir, backend="onnx-int8", check_gate=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        candidate_predictor = Predictor.load(model_dir, backend="onnx-int8", check_gate=False)
+    if candidate_predictor.backend != "onnx-int8":
+        # A fallback to torch would measure torch against itself and pass the gate for nothing.
+        reasons = "; ".join(str(w.message) for w in caught) or "unknown reason"
+        raise OnnxNotAvailable(f"{model_dir}: cannot measure ONNX int8: {reasons}")
     started = time.perf_counter()
     candidate = candidate_predictor.predict_batch(texts, batch_size=batch_size)
     int8_seconds = time.perf_counter() - started

@@ -128,6 +128,15 @@ def test_falls_back_to_torch_with_a_warning_when_the_export_fails(
     assert not list((model_dir / "onnx").glob("*"))
 
 
+def test_measuring_the_gate_without_onnxruntime_raises_instead_of_recording(
+    tiny_model, model_copy, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(onnx_runtime.OnnxNotAvailable, match="cannot measure ONNX int8"):
+        measure_onnx_int8_agreement(model_copy, _texts(tiny_model))
+    assert ONNX_INT8_FIELD not in json.loads((model_copy / "model.json").read_text())
+
+
 def test_loading_any_backend_never_unpickles(exported_model, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("pickle used while loading a model version")

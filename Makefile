@@ -21,11 +21,12 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py setup_demo
+	$(PY) manage.py setup_schedules
 	@echo ""
 	@echo "ddi-curate is starting at http://$(HOST):$(PORT)/  (worker log: var/worker.log; Ctrl-C stops both)"
 	@echo ""
 	$(PY) -m celery -A ddi_site worker -B -Q default,training,inference -c 1 -l INFO \
-		--schedule var/celerybeat-schedule --logfile var/worker.log & WORKER=$$!; \
+		--logfile var/worker.log & WORKER=$$!; \
 	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

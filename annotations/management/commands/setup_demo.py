@@ -14,6 +14,7 @@ from django.db import transaction
 from annotations.models import DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from annotations.services.importing import ColumnMapping, import_interactions
+from annotations.services.runs import start_retrain_run
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 DEMO_ACCOUNTS = [("admin", Role.ADMIN), ("curator", Role.CURATOR), ("reviewer", Role.REVIEWER)]
@@ -32,6 +33,9 @@ class Command(BaseCommand):
             state = "already loaded" if outcome.already_imported else "loaded"
             self.stdout.write(f"demo/{name}: {state} ({outcome.job.rows_read} rows)")
         credentials = self._accounts()
+        # The first model: one retrain run, keyed so a second `make run` never queues another.
+        run = start_retrain_run(project=project, idempotency_key=f"demo:first-model:{project.pk}")
+        self.stdout.write(f"First model: retrain run #{run.pk} ({run.state}) for the worker.")
         self.stdout.write("Demo accounts (passwords are kept in var/demo_credentials.txt):")
         for line in credentials:
             self.stdout.write(f"  {line}")

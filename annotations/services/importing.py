@@ -23,7 +23,7 @@ from difflib import get_close_matches
 from pathlib import Path
 
 from django.conf import settings
-from django.db import reset_queries, transaction
+from django.db import DatabaseError, connection, reset_queries, transaction
 from django.utils import timezone
 
 from annotations.exceptions import ImportFormatError, ImportIssue
@@ -210,6 +210,13 @@ def import_interactions(
     if earlier is not None:
         return ImportOutcome(job=earlier, already_imported=True)
 
+    # An earlier import of this file that died (process killed, database connection lost) left
+    # its job "running" for ever, and its rows were rolled back: say so before starting again.
+    ImportJob.objects.filter(project=project, sha256=sha256, state=ImportJob.State.RUNNING).update(
+        state=ImportJob.State.FAILED,
+        errors=["interrupted: the import stopped before it finished; nothing was kept"],
+        finished_at=timezone.now(),
+    )
     job = ImportJob.objects.create(
         project=project, file_name=file_name, sha256=sha256, file_format="?", created_by=user
     )
@@ -232,8 +239,33 @@ def import_interactions(
             finished_at=timezone.now(),
         )
         raise
+    except Exception as exc:
+        _mark_interrupted(job.pk, exc)
+        raise
     job.refresh_from_db()
     return ImportOutcome(job=job, notes=notes)
+
+
+def _mark_interrupted(job_id: int, error: Exception) -> None:
+    """Best effort: a job whose import died of an unexpected error ends failed, not running.
+
+    The job row was committed before the import's transaction, which has rolled back by now. The
+    error may be a lost database connection: drop a dead connection so the update opens a fresh
+    one (outside an enclosing transaction only). If even that fails, the next import of the same
+    file marks the job interrupted.
+    """
+    try:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        ImportJob.objects.filter(pk=job_id, state=ImportJob.State.RUNNING).update(
+            state=ImportJob.State.FAILED,
+            errors=[f"interrupted: {type(error).__name__}: {error}"[:2000]],
+            interactions_created=0,
+            labels_created=0,
+            finished_at=timezone.now(),
+        )
+    except DatabaseError:
+        logger.warning("import job %s: could not mark it failed after %r", job_id, error)
 
 
 def _import_rows(

@@ -253,6 +253,11 @@ else:
     # Rule 3 of RELIABILITY.md: every message's lifetime stays far below the visibility timeout.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # kombu 5.7 sweeps unacked messages back into the queue on a timer, but scans Redis only
+        # on every unacked_restore_throttle-th tick (defaults 10 s x 10: a dead worker's message
+        # returns up to ~100 s after the timeout). Scan on every tick; the tick is settable.
+        "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=30),
+        "unacked_restore_throttle": 1,
         # A frozen broker (SIGSTOP, network partition) must not hang a web request forever in
         # publish: without a socket timeout redis-py waits for the reply indefinitely. The
         # enqueue then fails, is logged, and the watchdog re-sends the queued run.

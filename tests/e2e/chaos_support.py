@@ -179,8 +179,11 @@ def chaos_pool(tmp: Path, broker: BrokerRedis, settings):
 
 @contextmanager
 def private_broker(port: int, folder: Path) -> Iterator[BrokerRedis]:
-    """A started BrokerRedis, stopped (killed) afterwards whatever the test did to it."""
-    server = BrokerRedis(port, folder)
+    """A started BrokerRedis, stopped (killed) afterwards whatever the test did to it.
+
+    DDI_CHAOS_BROKER_PORT overrides the module's port (two chaos files run side by side).
+    """
+    server = BrokerRedis(int(os.environ.get("DDI_CHAOS_BROKER_PORT") or port), folder)
     server.start()
     try:
         yield server

@@ -5,18 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotations', '0002_roles_and_default_project'),
+        ("annotations", "0002_roles_and_default_project"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(django.db.models.functions.text.Upper('drug_a'), name='interaction_drug_a_upper_idx'),
+            model_name="interaction",
+            index=models.Index(
+                django.db.models.functions.text.Upper("drug_a"), name="interaction_drug_a_upper_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='interaction',
-            index=models.Index(django.db.models.functions.text.Upper('drug_b'), name='interaction_drug_b_upper_idx'),
+            model_name="interaction",
+            index=models.Index(
+                django.db.models.functions.text.Upper("drug_b"), name="interaction_drug_b_upper_idx"
+            ),
         ),
     ]

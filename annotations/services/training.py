@@ -406,9 +406,14 @@ class _ProgressWriter:
         if self.first_step is None:
             self.first_step = progress.step
             logger.info("training run %s: first step %s", self.run_id, progress.step)
+        self._record(progress)
+        # Tests only: slow steps down AFTER recording, so the test delay does not widen the window
+        # in which a new checkpoint file is on disk but not yet in Run.cursor.
         delay = settings.DDI_TRAIN_TEST_STEP_DELAY_S
         if delay:
             time.sleep(delay)
+
+    def _record(self, progress) -> None:
         now = time.monotonic()
         last_step = progress.step >= progress.total_steps
         cursor = self._checkpointed(progress.step)

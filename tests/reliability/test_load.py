@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import secrets
 import subprocess
@@ -51,7 +50,15 @@ from tests.workers_support import (
     train_tiny_artifact,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
+# `chaos`: `make chaos` (DDI_CHAOS_LONG=1 pytest -m chaos) runs the long variant; the short one
+# runs in CI with everything else. The long one needs more than the default 600 s timeout.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.chaos,
+    pytest.mark.postgres,
+    pytest.mark.timeout(1800 if LONG else 600),
+]
 
 INTERACTIONS = 20_000 if LONG else 2_000
 USERS = 200 if LONG else 20  # locust -u; one of them is the login-burst client
@@ -193,6 +200,7 @@ def test_the_api_under_load_during_a_pseudolabel_run_serves_no_5xx_and_the_run_s
 
     pool = WorkerPool(worker_env(tmp_path, broker_url), tmp_path)
     sampler = pg_sampler()
+    locust = None
     try:
         # Workers import torch while gunicorn starts: both in parallel.
         workers = [pool.start(f"w{i}", wait=False, **RUN_KNOBS) for i in range(WORKERS)]
@@ -233,6 +241,9 @@ def test_the_api_under_load_during_a_pseudolabel_run_serves_no_5xx_and_the_run_s
         assert locust.returncode == 0, (tmp_path / "locust.log").read_text()[-4000:]
         assert_run_exact(run, pool)
     finally:
+        if locust is not None and locust.poll() is None:
+            locust.kill()  # only after a failed assertion above
+            locust.wait()
         sampler.close()
         pool.stop_all()
 
@@ -287,7 +298,9 @@ def test_the_api_under_load_during_a_pseudolabel_run_serves_no_5xx_and_the_run_s
     sent = BURST["per_second"] * BURST["seconds"]
     assert sum(burst.values()) == sent, burst
     assert set(burst) <= {"200", "429"}, burst
-    allowance = LOGIN_RATE_PER_MIN * GUNICORN["workers"] * math.ceil(load_s / 60 + 1)
+    # The throttle counts per gunicorn worker (local-memory cache); the burst and its backlog
+    # span less than two of its one-minute windows.
+    allowance = LOGIN_RATE_PER_MIN * GUNICORN["workers"] * 2
     assert burst.get("429", 0) >= sent - allowance, burst
     for name, budget in P95_BUDGET_MS.items():
         assert p95[name] < budget, f"p95 {name} = {p95[name]} ms >= {budget} ms"

@@ -44,7 +44,13 @@ def pytest_pyfunc_call(pyfuncitem):
         "CELERY_BROKER_URL": REDIS_URL,
     }
     command = [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # The child gets the test's own pytest-timeout budget (long chaos variants ask for more) plus
+    # a minute for creating the PostgreSQL test database.
+    marker = pyfuncitem.get_closest_marker("timeout")
+    budget = float(marker.args[0]) if marker and marker.args else 600.0
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget + 60
+    )
     if done.returncode != 0:
         pytest.fail(
             f"{pyfuncitem.nodeid} failed on PostgreSQL (child pytest):\n"

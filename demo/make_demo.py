@@ -148,8 +148,58 @@ TEMPLATES = [
             ("Itraconazole", "Buspirone"),
         ],
     ),
+    (
+        "{a} may increase the QTc-prolonging activities of {b}.",
+        "Synergistic",
+        [
+            ("Ondansetron", "Citalopram"),
+            ("Haloperidol", "Methadone"),
+            ("Azithromycin", "Amiodarone"),
+            ("Levofloxacin", "Sotalol"),
+        ],
+    ),
+    (
+        "{a} may increase the hypoglycemic activities of {b}.",
+        "Synergistic",
+        [
+            ("Fluconazole", "Glipizide"),
+            ("Ciprofloxacin", "Glyburide"),
+            ("Enalapril", "Insulin glargine"),
+        ],
+    ),
+    (
+        "{a} may decrease the sedative activities of {b}.",
+        "Antagonistic",
+        [("Caffeine", "Zolpidem"), ("Modafinil", "Lorazepam"), ("Methylphenidate", "Diazepam")],
+    ),
+    (
+        "{a} may increase the excretion rate of {b} which could result in a lower serum level and "
+        "potentially a reduction in efficacy.",
+        "Antagonistic",
+        [
+            ("Sodium bicarbonate", "Lithium"),
+            ("Acetazolamide", "Aspirin"),
+            ("Theophylline", "Lithium"),
+        ],
+    ),
+    (
+        "The risk or severity of bleeding can be increased when {a} is combined with {b}.",
+        "Synergistic",
+        [("Ibrutinib", "Warfarin"), ("Fluoxetine", "Apixaban"), ("Alteplase", "Heparin")],
+    ),
+    (
+        "The serum concentration of the active metabolites of {b} can be reduced when {b} is used in "
+        "combination with {a} resulting in a loss in efficacy.",
+        "Antagonistic",
+        [
+            ("Omeprazole", "Clopidogrel"),
+            ("Rifampicin", "Mycophenolate mofetil"),
+            ("Esomeprazole", "Clopidogrel"),
+        ],
+    ),
 ]
-SEED_TEMPLATES = {0, 1, 2, 6, 8, 10}  # the seed set covers only some patterns, like real seeds
+# The seed set covers only some patterns (12 of 18), like real seed sets.
+SEED_TEMPLATES = {0, 1, 2, 4, 5, 6, 8, 10, 12, 13, 14, 16}
 
 
 def main() -> None:

@@ -13,16 +13,32 @@ few patterns the page is topped up in queue order. Rows of a pattern deferred pa
 page's cursor come back on the first page once the rows above them are reviewed; the "next item"
 flow always starts from the top, so no item is lost to review.
 
-Without an active model version the queue is every interaction in id order.
+Unseen-pattern lane (first spread page only): when the model is confidently wrong on a whole
+sentence pattern (its calibrated confidences can saturate at 1.0), uncertainty order ranks that
+pattern thousands deep and no amount of reviewing "the most uncertain" reaches it. A label on a
+pattern that has no label yet is the most informative one a reviewer can give (coverage /
+diversity sampling), so the first page reserves up to `ceil(page_size * UNSEEN_PATTERN_SHARE)`
+slots for patterns with NO Label of status "labeled" (seed, import or review) on any of their
+interactions in the project: one row per such pattern (its most uncertain row that passes the
+filters and exclusions), biggest pattern (rows affected) first, then by uncertainty. The rest of
+the page is the usual uncertainty spread (a lane row counts toward its pattern's cap; no
+duplicates). Later (cursor) pages keep plain keyset order but recompute the lane and leave its
+rows out, so a row is never shown twice while the data stands still. The "next item" claim flow
+(`list_next_queue_items`) is strict uncertainty order and has no lane. Cost: one GROUP BY over
+the project's interactions LEFT JOIN labels plus one small indexed query per lane pattern
+(measured on 1M rows in PostgreSQL: see bench/review_queue.py).
+
+Without an active model version the queue is every interaction in id order (no lane).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from annotations.models import (
@@ -39,6 +55,11 @@ from annotations.models import (
 DEFAULT_PAGE_SIZE = 25
 SPREAD_WINDOW_FACTOR = 8
 DEFAULT_PER_PATTERN = 3
+# Share of the first spread page reserved for patterns nobody has labeled yet (see module doc).
+UNSEEN_PATTERN_SHARE = 0.5
+# At most this many unlabeled patterns are tried per lane slot (a pattern may have no row that
+# passes the filters); bounds the per-pattern queries.
+UNSEEN_PATTERN_TRIES_PER_SLOT = 3
 
 
 @dataclass(frozen=True)
@@ -155,11 +176,14 @@ def _prediction_rows(
     filters: QueueFilters,
     model_version: ModelVersion,
     cursor: QueueCursor | None,
+    pattern_hash: str | None = None,
 ) -> QuerySet[Prediction]:
     qs = Prediction.objects.filter(
         _interaction_filters(project=project, user=user, filters=filters, prefix="interaction__"),
         model_version=model_version,
     )
+    if pattern_hash is not None:
+        qs = qs.filter(interaction__pattern_hash=pattern_hash)
     if filters.predicted_class:
         qs = qs.filter(predicted_class=filters.predicted_class)
     if filters.min_confidence is not None:
@@ -199,22 +223,103 @@ def _interaction_rows(
     return qs.order_by("id")
 
 
-def _spread(candidates: list[QueueItem], *, page_size: int, per_pattern: int) -> list[QueueItem]:
+def _spread(
+    candidates: list[QueueItem],
+    *,
+    page_size: int,
+    per_pattern: int,
+    already: list[QueueItem] = (),
+) -> list[QueueItem]:
     """Round-robin over patterns (in order of each pattern's most uncertain row), capped per
-    pattern; top up in queue order when the window holds too few patterns."""
+    pattern (rows in `already` count toward the cap and are not repeated); top up in queue
+    order when the window holds too few patterns. Returns `already` followed by the picks."""
+    taken = {item.interaction.pk for item in already}
+    used: dict[str, int] = {}
+    for item in already:
+        used[item.interaction.pattern_hash] = used.get(item.interaction.pattern_hash, 0) + 1
     groups: OrderedDict[str, list[QueueItem]] = OrderedDict()
     for item in candidates:
-        groups.setdefault(item.interaction.pattern_hash, []).append(item)
-    picked: list[QueueItem] = []
+        if item.interaction.pk not in taken:
+            groups.setdefault(item.interaction.pattern_hash, []).append(item)
+    picked: list[QueueItem] = list(already)
     for rank in range(per_pattern):
-        for rows in groups.values():
-            if rank < len(rows) and len(picked) < page_size:
+        for pattern, rows in groups.items():
+            fits = rank < len(rows) and rank + used.get(pattern, 0) < per_pattern
+            if fits and len(picked) < page_size:
                 picked.append(rows[rank])
     if len(picked) < page_size:
         chosen = {item.interaction.pk for item in picked}
         picked.extend(item for item in candidates if item.interaction.pk not in chosen)
         picked = picked[:page_size]
-    return picked
+    # Every pattern's first row before any pattern's second row (lane rows lead the first rank).
+    seen: dict[str, int] = {}
+    ranks = []
+    for item in picked:
+        pattern = item.interaction.pattern_hash
+        ranks.append(seen.get(pattern, 0))
+        seen[pattern] = ranks[-1] + 1
+    return [item for _, item in sorted(zip(ranks, picked, strict=True), key=lambda pair: pair[0])]
+
+
+def _unlabeled_patterns(project: Project, *, limit: int) -> list[tuple[str, int]]:
+    """(pattern hash, rows) of the project's patterns with no "labeled" Label on any of their
+    rows, biggest first.
+
+    One GROUP BY over interactions LEFT JOIN labels (an aggregate, so one pass whatever the
+    number of patterns); ties by hash so the lane is deterministic.
+    """
+    return list(
+        Interaction.objects.filter(project=project)
+        .values("pattern_hash")
+        .annotate(
+            rows=Count("pk"),
+            labeled=Count("label", filter=Q(label__status=Label.Status.LABELED)),
+        )
+        .filter(labeled=0)
+        .order_by("-rows", "pattern_hash")
+        .values_list("pattern_hash", "rows")[:limit]
+    )
+
+
+def _unseen_pattern_lane(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters,
+    model_version: ModelVersion,
+    slots: int,
+) -> list[QueueItem]:
+    """One row (the most uncertain that passes filters and exclusions) per unlabeled pattern,
+    biggest pattern first, at most `slots` rows. Read-only."""
+    if slots <= 0:
+        return []
+    lane: list[tuple[int, QueueItem]] = []
+    for pattern, size in _unlabeled_patterns(project, limit=slots * UNSEEN_PATTERN_TRIES_PER_SLOT):
+        pred = _prediction_rows(
+            project=project,
+            user=user,
+            filters=filters,
+            model_version=model_version,
+            cursor=None,
+            pattern_hash=pattern,
+        ).first()
+        if pred is not None:
+            lane.append((size, _item_from_prediction(pred)))
+            if len(lane) == slots:
+                break
+    # Biggest pattern first; equal sizes by uncertainty (the queue's own order).
+    lane.sort(key=lambda pair: (-pair[0], _sort_key(pair[1])))
+    return [item for _, item in lane]
+
+
+def _item_from_prediction(pred: Prediction) -> QueueItem:
+    return QueueItem(
+        interaction=pred.interaction,
+        predicted_class=pred.predicted_class,
+        confidence=pred.confidence,
+        margin=pred.margin,
+        probabilities=list(pred.probabilities),
+    )
 
 
 def get_review_queue_page(
@@ -227,10 +332,24 @@ def get_review_queue_page(
     spread: bool = True,
     per_pattern: int = DEFAULT_PER_PATTERN,
 ) -> QueuePage:
-    """One page of the review queue for `user` (read-only; two queries at most)."""
+    """One page of the review queue for `user` (read-only).
+
+    With `spread` and an active model the page also carries the unseen-pattern lane (first page
+    only; later pages leave the lane's rows out): see the module docstring.
+    """
     filters = filters or QueueFilters()
     model_version = get_active_model_version(project)
     window = page_size * SPREAD_WINDOW_FACTOR if spread else page_size
+    lane: list[QueueItem] = []
+    if spread and model_version is not None:
+        lane = _unseen_pattern_lane(
+            project=project,
+            user=user,
+            filters=filters,
+            model_version=model_version,
+            # At least one slot stays with uncertainty order, so a page always moves the cursor.
+            slots=min(math.ceil(page_size * UNSEEN_PATTERN_SHARE), page_size - 1),
+        )
     if model_version is None:
         rows = list(
             _interaction_rows(project=project, user=user, filters=filters, cursor=cursor)[
@@ -249,25 +368,29 @@ def get_review_queue_page(
                 cursor=cursor,
             )[: window + 1]
         )
-        candidates = [
-            QueueItem(
-                interaction=pred.interaction,
-                predicted_class=pred.predicted_class,
-                confidence=pred.confidence,
-                margin=pred.margin,
-                probabilities=list(pred.probabilities),
-            )
-            for pred in preds[:window]
-        ]
+        candidates = [_item_from_prediction(pred) for pred in preds[:window]]
         has_more = len(preds) > window
+    lane_ids = {item.interaction.pk for item in lane}
+    if cursor is not None:
+        # A later page: the lane was shown on the first page; keyset order for the rest.
+        candidates = [item for item in candidates if item.interaction.pk not in lane_ids]
+        lane = []
     if spread:
-        items = _spread(candidates, page_size=page_size, per_pattern=per_pattern)
+        items = _spread(candidates, page_size=page_size, per_pattern=per_pattern, already=lane)
     else:
         items = candidates[:page_size]
     if not items:
         return QueuePage(items=[], next_cursor=None, model_version=model_version)
-    last = max(items, key=_sort_key)
-    more_in_window = any(_sort_key(item) > _sort_key(last) for item in candidates)
+    # The cursor follows the uncertainty-ordered rows only: lane rows sit outside keyset order.
+    ordered = [item for item in items if item.interaction.pk not in lane_ids]
+    if not ordered:
+        # The lane leaves at least one slot, so a lane-only page means nothing else is left.
+        return QueuePage(items=items, next_cursor=None, model_version=model_version)
+    last = max(ordered, key=_sort_key)
+    more_in_window = any(
+        _sort_key(item) > _sort_key(last) and item.interaction.pk not in lane_ids
+        for item in candidates
+    )
     next_cursor = last.cursor.encode() if (has_more or more_in_window) else None
     return QueuePage(items=items, next_cursor=next_cursor, model_version=model_version)
 

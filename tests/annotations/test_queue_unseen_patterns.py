@@ -135,3 +135,22 @@ def test_later_pages_keep_keyset_order_and_never_repeat_a_lane_row(
     assert set(seen) <= {i.pk for i in made}
     first = get_review_queue_page(project=project, user=reviewer_rita, page_size=6)
     assert len({item.interaction.pattern_hash for item in first.items[:3]}) == 3
+
+
+def test_a_pattern_leaves_the_lane_as_soon_as_one_of_its_rows_is_labeled(
+    project, active_version, reviewer_rita
+):
+    from annotations.services import labels
+
+    seen = [_item(project, active_version, 0.5, pattern="seen") for _ in range(3)]
+    _seed(seen[0])
+    big = [_item(project, active_version, 1.0, pattern="big") for _ in range(4)]
+    assert _ids(get_review_queue_page(project=project, user=reviewer_rita, page_size=2))[0] == (
+        big[0].pk
+    )
+    labels.record_review(
+        interaction=big[0], user=reviewer_rita, label_class="Synergistic", expected_version=None
+    )
+    page = get_review_queue_page(project=project, user=reviewer_rita, page_size=2)
+    # No lane any more: the most uncertain row leads, then the round-robin spread.
+    assert _ids(page) == [seen[1].pk, big[1].pk]

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from annotations.models import DEFAULT_GUIDELINE, DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from tests.factories import UserFactory
+
+# Property tests are reproducible run to run (CI must not find a new example by chance) and have
+# no per-example deadline: a loaded 2-core machine is not a bug. DDI_HYPOTHESIS_PROFILE=explore
+# turns randomness back on.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("DDI_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
@@ -47,3 +57,28 @@ def admin_ada(db):
 def outsider(db):
     """Logged in, but holds no role."""
     return UserFactory(username="oscar")
+
+
+CHROMIUM = os.environ.get("DDI_CHROMIUM", "/usr/bin/chromium")  # Debian's package
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session, shared by tests/browser and tests/reliability:
+    two sync_playwright() sessions in one thread collide ("Sync API inside the asyncio loop")."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()

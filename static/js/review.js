@@ -35,6 +35,14 @@
     setBusy(false);
     const show = document.getElementById("show-keys");
     if (show) show.addEventListener("click", toggleHelp);
+    // Closing the help (Esc) can leave focus on its Close button; Enter would then press that
+    // button instead of accepting the prediction.
+    const help = document.getElementById("keys-help");
+    if (help) {
+      help.addEventListener("close", () => {
+        if (help.contains(document.activeElement)) document.activeElement.blur();
+      });
+    }
   });
 
   document.addEventListener("keydown", (event) => {
@@ -45,6 +53,8 @@
       return;
     }
     const key = event.key;
+    // Focus left inside a closed dialog does not count as a focused control.
+    const stale = target.closest && target.closest("dialog:not([open])");
     if (key === "?") { event.preventDefault(); toggleHelp(); return; }
     if (document.querySelector("dialog[open]")) return;
     if (busy) { event.preventDefault(); return; }
@@ -53,7 +63,7 @@
       handled = press('[data-key="' + key + '"]');
     } else if (key === "Enter") {
       // Enter on a focused button or link keeps its normal meaning.
-      if (target.closest && target.closest("button, a, summary")) return;
+      if (!stale && target.closest && target.closest("button, a, summary")) return;
       handled = press('[data-key="Enter"]');
     } else if (key === "s" || key === "S") {
       handled = press('[data-key="s"]');

@@ -34,15 +34,9 @@ if _default_db["ENGINE"].endswith("sqlite3") and not (_default_db.get("TEST") or
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("DDI_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The session's Chromium is the `browser` fixture of tests/conftest.py.
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401  (kept for importers)
+
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's password
 
 
@@ -50,18 +44,6 @@ PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory's passw
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -152,18 +152,9 @@ def restore_migration_data() -> None:
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """Debian's Chromium through Playwright (same launch options as tests/browser)."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+def chromium(browser):
+    """Debian's Chromium through Playwright: the session's one browser (tests/conftest.py)."""
+    return browser
 
 
 def on_postgres() -> bool:

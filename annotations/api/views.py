@@ -129,6 +129,19 @@ class PredictionViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         ).select_related("model_version")
 
 
+# PUT and PATCH share one contract (optimistic locking via version or If-Match).
+_LABEL_UPDATE_SCHEMA = extend_schema(
+    request=serializers.LabelUpdateIn,
+    parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+    responses={
+        200: serializers.LabelOut,
+        409: OpenApiResponse(description="edit conflict (stale version)"),
+        412: OpenApiResponse(description="If-Match does not match"),
+        428: OpenApiResponse(description="neither version nor If-Match was sent"),
+    },
+)
+
+
 class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     """Current labels. Writes go through services.labels with optimistic locking: send the
     version you loaded (body `version`/`expected_version`, or `If-Match: "<version>"`); a
@@ -163,16 +176,7 @@ class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
             headers={"ETag": _etag(label)},
         )
 
-    @extend_schema(
-        request=serializers.LabelUpdateIn,
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={
-            200: serializers.LabelOut,
-            409: OpenApiResponse(description="edit conflict (stale version)"),
-            412: OpenApiResponse(description="If-Match does not match"),
-            428: OpenApiResponse(description="neither version nor If-Match was sent"),
-        },
-    )
+    @_LABEL_UPDATE_SCHEMA
     def update(self, request, pk=None):
         label = self.get_object()
         data = self._valid(serializers.LabelUpdateIn)
@@ -188,16 +192,7 @@ class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
         label = self._record(label.interaction, data, expected_version=expected)
         return Response(serializers.LabelOut(label).data, headers={"ETag": _etag(label)})
 
-    @extend_schema(
-        request=serializers.LabelUpdateIn,
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={
-            200: serializers.LabelOut,
-            409: OpenApiResponse(description="edit conflict (stale version)"),
-            412: OpenApiResponse(description="If-Match does not match"),
-            428: OpenApiResponse(description="neither version nor If-Match was sent"),
-        },
-    )
+    @_LABEL_UPDATE_SCHEMA
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk)
 

@@ -308,6 +308,11 @@ DDI_MIN_TRAIN_EXAMPLES = env.int("DDI_MIN_TRAIN_EXAMPLES", default=10)
 DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default=2000)
 # Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
 DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
+# Tests only: take that sleep inside the batch transaction (after the chunk lease is locked), so
+# the worker's backend is "idle in transaction" most of the time and a chaos test can freeze it.
+DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION = env.bool(
+    "DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION", default=False
+)
 # A chunk task is interrupted (SoftTimeLimitExceeded, rolled back, retried) after this long, e.g.
 # when its database backend hangs; the pool process is killed 30 s later. Keep it far below the
 # broker's visibility timeout (rule 3).

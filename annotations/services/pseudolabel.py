@@ -280,6 +280,7 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
     scores = score_cache(predictor)
     batch_size = settings.DDI_PSEUDOLABEL_BATCH_SIZE
     delay = settings.DDI_PSEUDOLABEL_TEST_DELAY_S
+    delay_in_transaction = settings.DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION
     cursor = chunk.cursor
     written = 0
     # Every interaction of the chunk's id range, by primary key, without an anti-join against
@@ -300,7 +301,7 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
             return written
         _poison_check([pk for pk, _ in rows])
         values = scores.lookup({text for _, text in rows})
-        if delay:
+        if delay and not delay_in_transaction:
             time.sleep(delay)
         with transaction.atomic():
             _relax_commit_durability()
@@ -315,6 +316,8 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
                 lease_expires_at=now + timedelta(seconds=settings.DDI_CHUNK_LEASE_S),
             ):
                 raise LeaseLost
+            if delay and delay_in_transaction:
+                time.sleep(delay)
             inserted = write_predictions(model_version.pk, rows, values)
             if inserted != len(rows):  # some rows existed already: count what was written
                 RunChunk.objects.filter(pk=chunk.pk).update(

@@ -77,14 +77,22 @@ def test_a_frozen_backend_hits_the_soft_time_limit_rolls_back_and_the_run_ends_e
     make_interactions(project, 600)
     ready_version(project, train_tiny_artifact(tmp_path_factory.mktemp("m") / "v1"))
     soft_limit = 4
+    # The sleep is inside each batch transaction: the backend is caught "idle in transaction"
+    # (holding the chunk's row lock) instead of in a few-millisecond window between sleeps.
     worker = pool.start(
-        "w1", DDI_CHUNK_SOFT_TIME_LIMIT_S=str(soft_limit), DDI_PSEUDOLABEL_TEST_DELAY_S="0.2"
+        "w1",
+        DDI_CHUNK_SOFT_TIME_LIMIT_S=str(soft_limit),
+        DDI_PSEUDOLABEL_TEST_DELAY_S="0.3",
+        DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION="1",
     )
     baseline = len(backends(WORKER_DB_APP_NAME))
     run = start_pseudolabel_run(project=project)
     done = wait_progress(run, 0, pool)
     frozen = wait_for(
-        lambda: backends(WORKER_DB_APP_NAME, "state <> 'idle'"), timeout=30, what="busy backend"
+        lambda: backends(WORKER_DB_APP_NAME, "state <> 'idle'"),
+        timeout=30,
+        what="busy backend",
+        every=0.05,
     )
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)

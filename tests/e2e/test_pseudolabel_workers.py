@@ -115,8 +115,10 @@ def assert_run_exact(run: Run, pool: WorkerPool) -> None:
     assert run.progress_done == run.progress_total == len(interactions)
     predictor = Predictor.load(version.artifact_path)
     texts = [i.blinded_text for i in interactions]
+    # Equal up to float32 rounding: a retried chunk resumes at another cursor, so its texts meet
+    # other batch-mates and another padded length than in the reference's one pass (seen: 6e-8).
     for interaction, probs in zip(interactions, predictor.predict_proba(texts), strict=True):
-        assert rows[interaction.pk] == pytest.approx(float(probs.max()), abs=1e-9)
+        assert rows[interaction.pk] == pytest.approx(float(probs.max()), abs=1e-6)
 
 
 @pytest.mark.chaos

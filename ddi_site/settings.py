@@ -306,6 +306,9 @@ DDI_TRAIN_CHECKPOINT_EVERY = env.int("DDI_TRAIN_CHECKPOINT_EVERY", default=50)
 DDI_MIN_TRAIN_EXAMPLES = env.int("DDI_MIN_TRAIN_EXAMPLES", default=10)
 # Pseudo-labels added to training (highest confidence first) are capped: they repeat patterns.
 DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default=2000)
+# Promotion scores the new and the active version on the current human labels; at most this
+# many (evenly spaced) are scored, so a 30k-label project does not spend minutes on it.
+DDI_PROMOTION_MAX_LABELS = env.int("DDI_PROMOTION_MAX_LABELS", default=5000)
 # Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
 DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
 # Tests only: take that sleep inside the batch transaction (after the chunk lease is locked), so

@@ -36,6 +36,10 @@ class LoopState:
     best_loss: float = math.inf
     best_epoch: int = 0
     stale_epochs: int = 0
+    # 0 = model selection on the train split; 1 = refit on all examples (epoch/batches_done then
+    # count the refit's epochs; step keeps counting globally; best_* stay the selection's).
+    phase: int = 0
+    phase_start_step: int = 0  # global step at which the current phase began
     best_state: dict = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -104,6 +108,17 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, meta: dict, tensors: di
     for index, values in meta["plain"].items():
         per_param.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+
+
+def peek_checkpoint(directory: Path) -> LoopState | None:
+    """The loop position stored in the checkpoint (metadata only, no tensors); None if none."""
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()[_META_KEY])
+    known = {f.name for f in fields(LoopState)}
+    return LoopState(**{k: v for k, v in meta["loop"].items() if k in known})
 
 
 def load_checkpoint(

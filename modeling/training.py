@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from modeling.artifacts import data_fingerprint, save_model_version
 from modeling.calibration import fit_temperature, softmax_with_temperature
-from modeling.checkpoints import LoopState, load_checkpoint, save_checkpoint
+from modeling.checkpoints import LoopState, load_checkpoint, peek_checkpoint, save_checkpoint
 from modeling.classifier import (
     MeanPoolClassifier,
     build_classifier,
@@ -180,6 +180,94 @@ def final_metrics(
     return temperature, metrics
 
 
+@dataclass(frozen=True)
+class _Phase:
+    """One pass of the training loop: which texts, how many epochs, validated or not."""
+
+    number: int  # LoopState.phase
+    seqs: list
+    y: np.ndarray
+    epochs: int
+    weights: torch.Tensor | None
+    val_seqs: list = field(default_factory=list)
+    val_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class _Loop:
+    """What every phase shares: the model, config, callbacks and the checkpoint folder."""
+
+    model: MeanPoolClassifier
+    config: TrainConfig
+    pad_id: int
+    identity: dict
+    checkpoint_dir: Path | None
+    on_progress: ProgressCallback | None
+    planned_refit_steps: int  # added to phase 0's total while the refit's length is unknown
+
+    @property
+    def checkpointing(self) -> bool:
+        return self.checkpoint_dir is not None and self.config.checkpoint_every_steps > 0
+
+    def run(self, phase: _Phase, state: LoopState, resume: bool) -> LoopState:
+        """Train ``phase`` from ``state`` (or from the checkpoint when ``resume``) to its end."""
+        config, model = self.config, self.model
+        steps_per_epoch = math.ceil(len(phase.seqs) / config.batch_size)
+        phase_steps = steps_per_epoch * phase.epochs
+        optimizer = build_optimizer(model, config)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(config.warmup_fraction * phase_steps), phase_steps
+        )
+        if resume:
+            state = load_checkpoint(
+                Path(self.checkpoint_dir), self.identity, model, optimizer, scheduler
+            )
+        validated = len(phase.val_y) > 0
+        total_steps = state.phase_start_step + phase_steps
+        if phase.number == 0:
+            total_steps += self.planned_refit_steps
+        model.train()
+        while state.epoch < phase.epochs:
+            order = epoch_order(len(phase.seqs), config.seed + phase.number, state.epoch)
+            batches = [
+                order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)
+            ]
+            for batch in batches[state.batches_done :]:
+                input_ids, mask = pad_batch([phase.seqs[i] for i in batch], self.pad_id)
+                loss = F.cross_entropy(
+                    model(input_ids, mask), torch.as_tensor(phase.y[batch]), weight=phase.weights
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                state = replace(state, step=state.step + 1, batches_done=state.batches_done + 1)
+                if self.on_progress is not None:
+                    self.on_progress(
+                        TrainProgress(state.epoch + 1, state.step, total_steps, float(loss.item()))
+                    )
+                if self.checkpointing and state.step % config.checkpoint_every_steps == 0:
+                    save_checkpoint(
+                        Path(self.checkpoint_dir),
+                        self.identity,
+                        state,
+                        model,
+                        optimizer,
+                        scheduler,
+                    )
+            stop = False
+            if phase.number == 0:
+                state = evaluate_epoch(
+                    model, state, phase.val_seqs, phase.val_y, self.pad_id, config.batch_size
+                )
+                patience = config.early_stopping_patience  # 0 = never stop early
+                stop = validated and patience > 0 and state.stale_epochs >= patience
+            state = replace(state, epoch=state.epoch + 1, batches_done=0)
+            if stop:
+                break
+        return state
+
+
 def train(
     examples: Sequence[TrainExample],
     *,
@@ -191,9 +279,15 @@ def train(
 ) -> TrainResult:
     """Fine-tune, calibrate and save a model version to ``out_dir``; returns its metrics.
 
+    Phase 0 trains on the stratified, text-grouped train split and validates every epoch (early
+    stopping keeps the best epoch). With ``config.refit_on_all`` and a non-empty validation split,
+    phase 1 then trains a fresh adapter on ALL examples for phase 0's best epoch count; that refit
+    is what gets saved. The temperature and every reported metric come from phase 0's best weights
+    on the held-out split (an honest estimate of the procedure; the refit has seen those texts).
+
     Side effects: writes the model version folder and, with ``checkpoint_dir`` and
     ``config.checkpoint_every_steps > 0``, a checkpoint there. Safe to run twice: a second call
-    with the same checkpoint_dir resumes and reaches the same weights.
+    with the same checkpoint_dir resumes (in either phase) and reaches the same weights.
     """
     started = time.perf_counter()
     classes = validate_examples(examples, classes)
@@ -206,74 +300,77 @@ def train(
     )
     with deterministic_torch(config.seed):
         tokenizer, model = build_classifier(config, len(classes))
+        initial = trainable_state(model)  # the refit starts from the same initial adapter
         pad_id = pad_id_of(tokenizer)
-        sequences = encode(tokenizer, [e.text for e in examples], config.max_length)
-        train_seqs = [sequences[i] for i in train_idx]
-        train_y = labels[train_idx]
-        val_seqs = [sequences[i] for i in val_idx]
-        val_y = labels[val_idx]
-        weights = class_weights(train_y.tolist(), len(classes)) if config.class_weighting else None
-        steps_per_epoch = math.ceil(len(train_seqs) / config.batch_size)
-        total_steps = steps_per_epoch * config.epochs
-        optimizer = build_optimizer(model, config)
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(config.warmup_fraction * total_steps), total_steps
+        sequences = encode(tokenizer, texts, config.max_length)
+
+        def weights_for(y: np.ndarray) -> torch.Tensor | None:
+            return class_weights(y.tolist(), len(classes)) if config.class_weighting else None
+
+        select = _Phase(
+            number=0,
+            seqs=[sequences[i] for i in train_idx],
+            y=labels[train_idx],
+            epochs=config.epochs,
+            weights=weights_for(labels[train_idx]),
+            val_seqs=[sequences[i] for i in val_idx],
+            val_y=labels[val_idx],
         )
+        refit = config.refit_on_all and len(val_idx) > 0
+        loop = _Loop(
+            model=model,
+            config=config,
+            pad_id=pad_id,
+            identity={"config": config.to_dict(), "classes": classes, "data": fingerprint},
+            checkpoint_dir=checkpoint_dir,
+            on_progress=on_progress,
+            planned_refit_steps=(
+                math.ceil(len(sequences) / config.batch_size) * config.epochs if refit else 0
+            ),
+        )
+        resumed = peek_checkpoint(Path(checkpoint_dir)) if loop.checkpointing else None
         state = LoopState()
-        checkpointing = checkpoint_dir is not None and config.checkpoint_every_steps > 0
-        run_identity = {"config": config.to_dict(), "classes": classes, "data": fingerprint}
-        if checkpointing:
-            resumed = load_checkpoint(
-                Path(checkpoint_dir), run_identity, model, optimizer, scheduler
-            )
-            state = resumed if resumed is not None else state
-        model.train()
-        while state.epoch < config.epochs:
-            order = epoch_order(len(train_seqs), config.seed, state.epoch)
-            batches = [
-                order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)
-            ]
-            for batch in batches[state.batches_done :]:
-                input_ids, mask = pad_batch([train_seqs[i] for i in batch], pad_id)
-                loss = F.cross_entropy(
-                    model(input_ids, mask), torch.as_tensor(train_y[batch]), weight=weights
+        if resumed is None or resumed.phase == 0:
+            state = loop.run(select, state, resume=resumed is not None)
+        final_state = state.best_state
+        if refit:
+            in_refit = resumed is not None and resumed.phase == 1
+            if not in_refit:
+                load_trainable_state(model, initial)
+                torch.manual_seed(config.seed + 1)
+                state = replace(
+                    state, phase=1, epoch=0, batches_done=0, phase_start_step=state.step
                 )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                state = replace(state, step=state.step + 1, batches_done=state.batches_done + 1)
-                if on_progress is not None:
-                    on_progress(
-                        TrainProgress(state.epoch + 1, state.step, total_steps, float(loss.item()))
-                    )
-                if checkpointing and state.step % config.checkpoint_every_steps == 0:
-                    save_checkpoint(
-                        Path(checkpoint_dir), run_identity, state, model, optimizer, scheduler
-                    )
-            state = evaluate_epoch(model, state, val_seqs, val_y, pad_id, config.batch_size)
-            patience = config.early_stopping_patience  # 0 = never stop early
-            stop = len(val_y) > 0 and patience > 0 and state.stale_epochs >= patience
-            state = replace(state, epoch=state.epoch + 1, batches_done=0)
-            if stop:
-                break
+            refit_phase = _Phase(
+                number=1,
+                seqs=sequences,
+                y=labels,
+                epochs=max((resumed if in_refit else state).best_epoch, 1),
+                weights=weights_for(labels),
+            )
+            state = loop.run(refit_phase, state, resume=in_refit)
+            final_state = trainable_state(model)
         load_trainable_state(model, state.best_state)
         # Without a validation split, calibrate and report on the training texts (flagged).
-        eval_seqs, eval_y = (val_seqs, val_y) if len(val_y) else (train_seqs, train_y)
+        eval_seqs, eval_y = (
+            (select.val_seqs, select.val_y) if len(select.val_y) else (select.seqs, select.y)
+        )
         temperature, metrics = final_metrics(
             model, eval_seqs, eval_y, classes, pad_id, config.batch_size
         )
         metrics.update(
-            n_train=len(train_seqs),
-            n_val=len(val_seqs),
+            n_train=len(select.seqs),
+            n_val=len(select.val_seqs),
             epochs_run=state.epochs_run,
             best_epoch=state.best_epoch,
-            evaluated_on="validation" if len(val_y) else "train",
+            evaluated_on="validation" if len(select.val_y) else "train",
+            refit_on_all=refit,
+            n_refit=len(sequences) if refit else 0,
             train_seconds=round(time.perf_counter() - started, 3),
         )
         save_model_version(
             Path(out_dir),
-            state=state.best_state,
+            state=final_state,
             classes=classes,
             temperature=temperature,
             config=config,

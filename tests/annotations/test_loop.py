@@ -103,7 +103,9 @@ def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(tra
     from annotations.services import training as training_service
 
     monkeypatch.setattr(
-        training_service, "decide_promotion", _never_promote(training_service.decide_promotion)
+        training_service,
+        "score_on_human_labels",
+        _never_promote(training_service.score_on_human_labels),
     )
     before = Prediction.objects.count()
 
@@ -120,13 +122,16 @@ def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(tra
 
 
 def _never_promote(original):
-    def decide(*, run, model_version):
-        run.params = {**(run.params or {}), "force_promote": False}
-        model_version.metrics = {**model_version.metrics, "macro_f1": -1.0}
-        model_version.save(update_fields=["metrics"])
-        return original(run=run, model_version=model_version)
+    """Wrap score_on_human_labels: the newest of two versions scores -1 (never promoted)."""
 
-    return decide
+    def score(*, project, versions):
+        n, scores = original(project=project, versions=versions)
+        if len(versions) > 1:
+            newest = max(versions, key=lambda version: version.number)
+            scores[newest.pk] = {**scores[newest.pk], "macro_f1": -1.0}
+        return n, scores
+
+    return score
 
 
 def test_strategies_pick_from_the_same_unreviewed_pool_in_their_own_order(trained):

@@ -46,13 +46,15 @@ def assert_exact(version, interactions):
     rows = {p.interaction_id: p for p in Prediction.objects.filter(model_version=version)}
     assert sorted(rows) == sorted(i.pk for i in interactions)
     probs = predictor.predict_batch([i.blinded_text for i in interactions])
+    # float32 rounding: a text scored in another batch (another padded length) can differ in the
+    # last bit on some CPUs' kernels (seen: 6e-8), so "equal" means within 1e-6.
     for interaction, expected in zip(interactions, probs, strict=True):
         row = rows[interaction.pk]
         ranked = np.sort(expected.astype(np.float64))
         assert row.predicted_class == predictor.classes[int(expected.argmax())]
-        assert row.confidence == pytest.approx(float(ranked[-1]), abs=1e-12)
-        assert row.margin == pytest.approx(float(ranked[-1] - ranked[-2]), abs=1e-12)
-        assert row.probabilities == pytest.approx(expected.astype(np.float64).tolist(), abs=1e-12)
+        assert row.confidence == pytest.approx(float(ranked[-1]), abs=1e-6)
+        assert row.margin == pytest.approx(float(ranked[-1] - ranked[-2]), abs=1e-6)
+        assert row.probabilities == pytest.approx(expected.astype(np.float64).tolist(), abs=1e-6)
 
 
 def tiny_artifact_path(version):

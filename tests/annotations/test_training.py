@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -17,10 +19,11 @@ from annotations.services.training import (
     decide_promotion,
     gather_training_examples,
     run_training_job,
+    score_on_human_labels,
     train_for_run,
 )
 from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
-from tests.workers_support import make_interactions, seed_labels
+from tests.workers_support import make_interactions, seed_labels, train_tiny_artifact
 
 FAST = {"epochs": 2, "backbone": "tiny-random-bert"}
 
@@ -70,24 +73,79 @@ def test_too_few_labels_fail_the_run_with_what_is_missing(project, tiny):
     assert "at least 10" in run.error
 
 
-def test_a_worse_version_is_not_promoted(project):
-    active = ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.9})
-    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.7})
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory) -> Path:
+    return train_tiny_artifact(tmp_path_factory.mktemp("promotion") / "v")
+
+
+def swapped_classes(artifact: Path, out: Path) -> Path:
+    """A copy of the artifact whose class names are reversed: it disagrees wherever it agreed."""
+    shutil.copytree(artifact, out)
+    info = json.loads((out / "model.json").read_text())
+    info["classes"] = list(reversed(info["classes"]))
+    (out / "model.json").write_text(json.dumps(info))
+    return out
+
+
+@pytest.fixture
+def human_labels_from(project):
+    """Label 24 interactions with what a given artifact predicts (so it agrees on every one)."""
+
+    def label(artifact: Path) -> None:
+        from modeling.inference import Predictor
+
+        interactions = make_interactions(project, 24)
+        predictor = Predictor.load(artifact)
+        probs = predictor.predict_batch([i.blinded_text for i in interactions])
+        for interaction, row in zip(interactions, probs, strict=True):
+            Label.objects.create(
+                interaction=interaction,
+                label_class=predictor.classes[int(row.argmax())],
+                source=Label.Source.SEED,
+            )
+
+    return label
+
+
+def version_at(project, artifact: Path, *, active: bool, split_f1: float) -> ModelVersion:
+    return ModelVersionFactory(
+        project=project,
+        artifact_path=str(artifact),
+        is_active=active,
+        metrics={"macro_f1": split_f1},
+    )
+
+
+def test_a_version_that_agrees_less_with_the_human_labels_is_not_promoted(
+    project, tiny_artifact, human_labels_from, tmp_path
+):
+    human_labels_from(tiny_artifact)
+    active = version_at(project, tiny_artifact, active=True, split_f1=0.5)
+    # A better split score does not matter: the split differs from version to version.
+    new = version_at(
+        project, swapped_classes(tiny_artifact, tmp_path / "swapped"), active=False, split_f1=0.9
+    )
     run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
 
     assert decide_promotion(run=run, model_version=new) is False
 
     active.refresh_from_db()
     run.refresh_from_db()
-    assert active.is_active
-    assert new.promotion_decision.startswith("not promoted")
-    assert run.result["previous_macro_f1"] == 0.9
-    assert run.result["macro_f1"] == 0.7
+    assert active.is_active and not new.is_active
+    assert new.promotion_decision.startswith("not promoted: macro-F1 0.0000 < active v")
+    assert "on 24 human labels" in new.promotion_decision
+    assert run.result["human_labels_macro_f1"] == 0.0
+    assert run.result["previous_human_labels_macro_f1"] == 1.0
+    assert run.result["macro_f1"] == 0.9 and run.result["previous_macro_f1"] == 0.5
+    assert new.metrics["human_labels"] == {"accuracy": 0.0, "macro_f1": 0.0, "n": 24}
 
 
-def test_an_equal_version_is_promoted_and_the_old_one_retired(project):
-    active = ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.8})
-    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.8})
+def test_an_equally_good_version_is_promoted_and_the_old_one_retired(
+    project, tiny_artifact, human_labels_from
+):
+    human_labels_from(tiny_artifact)
+    active = version_at(project, tiny_artifact, active=True, split_f1=0.9)
+    new = version_at(project, tiny_artifact, active=False, split_f1=0.4)
     run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
 
     assert decide_promotion(run=run, model_version=new) is True
@@ -96,15 +154,30 @@ def test_an_equal_version_is_promoted_and_the_old_one_retired(project):
     assert not active.is_active
     assert new.is_active
     assert new.promoted_at is not None
+    assert new.promotion_decision.startswith("promoted: macro-F1 1.0000 >= active v")
 
 
-def test_an_admin_can_force_a_worse_version(project):
-    ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.9})
-    new = ModelVersionFactory(project=project, metrics={"macro_f1": 0.1})
+def test_an_admin_can_force_a_worse_version(project, tiny_artifact, human_labels_from, tmp_path):
+    human_labels_from(tiny_artifact)
+    version_at(project, tiny_artifact, active=True, split_f1=0.9)
+    worse = swapped_classes(tiny_artifact, tmp_path / "swapped")
+    new = version_at(project, worse, active=False, split_f1=0.1)
     run = Run.objects.create(project=project, kind=Run.Kind.TRAIN, params={"force_promote": True})
 
     assert decide_promotion(run=run, model_version=new) is True
     assert new.promotion_decision.startswith("promoted: forced")
+
+
+def test_promotion_scores_at_most_the_configured_number_of_labels(
+    project, tiny_artifact, human_labels_from, settings
+):
+    settings.DDI_PROMOTION_MAX_LABELS = 10
+    human_labels_from(tiny_artifact)
+    version = version_at(project, tiny_artifact, active=False, split_f1=0.5)
+
+    n, scores = score_on_human_labels(project=project, versions=[version])
+
+    assert n == 10 and scores[version.pk]["accuracy"] == 1.0
 
 
 def test_pseudo_labels_are_used_only_above_the_threshold_and_never_where_a_reviewer_acted(

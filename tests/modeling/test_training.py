@@ -215,3 +215,80 @@ def test_grouped_split_never_puts_one_text_on_both_sides():
     assert {texts[i] for i in train_idx}.isdisjoint({texts[i] for i in val_idx})
     assert {labels[i] for i in val_idx} == {0, 1}
     assert sorted(train_idx + val_idx) == list(range(21))
+
+
+def test_refit_trains_on_every_example_and_reports_the_selection_metrics(tmp_path):
+    examples = make_examples(["x", "y"], per_class=10)
+    results = {
+        refit: train(
+            examples,
+            classes=["x", "y"],
+            config=tiny_config(refit_on_all=refit),
+            out_dir=tmp_path / str(refit),
+        )
+        for refit in (False, True)
+    }
+    plain, refit = results[False].metrics, results[True].metrics
+    assert refit["refit_on_all"] is True and refit["n_refit"] == len(examples)
+    assert plain["refit_on_all"] is False and plain["n_refit"] == 0
+    assert refit["n_val"] > 0  # the grouped split held texts out of phase 0
+    # Metrics and temperature describe phase 0's best weights on the held-out split: identical.
+    for key in ("accuracy", "macro_f1", "confusion_matrix", "temperature", "best_epoch"):
+        assert refit[key] == plain[key], key
+    # ...while the saved weights are the refit's, trained on all examples.
+    saved = {k: load_file(str(tmp_path / str(k) / ADAPTER_FILE)) for k in (False, True)}
+    assert any(not torch.equal(saved[False][key], saved[True][key]) for key in saved[False])
+
+
+def test_training_killed_during_the_refit_resumes_in_the_refit_to_the_same_weights(tmp_path):
+    from modeling.checkpoints import peek_checkpoint
+
+    examples = make_examples(["x", "y"], per_class=10)
+    config = tiny_config(epochs=3, checkpoint_every_steps=1, early_stopping_patience=0)
+    straight_steps = []
+    train(
+        examples,
+        classes=["x", "y"],
+        config=config,
+        out_dir=tmp_path / "straight",
+        on_progress=straight_steps.append,
+    )
+
+    class Killed(Exception):
+        pass
+
+    def kill_near_the_end(progress):
+        # Phase 0's total includes the planned refit, so this can only be true in the refit.
+        if progress.step == progress.total_steps - 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(
+            examples,
+            classes=["x", "y"],
+            config=config,
+            out_dir=tmp_path / "resumed",
+            checkpoint_dir=tmp_path / "ckpt",
+            on_progress=kill_near_the_end,
+        )
+    stored = peek_checkpoint(tmp_path / "ckpt")
+    assert stored.phase == 1 and stored.step > stored.phase_start_step > 0
+    steps = []
+    train(
+        examples,
+        classes=["x", "y"],
+        config=config,
+        out_dir=tmp_path / "resumed",
+        checkpoint_dir=tmp_path / "ckpt",
+        on_progress=lambda p: steps.append(p.step),
+    )
+    assert steps[0] == stored.step + 1  # resumed inside the refit, not from scratch
+    assert steps[-1] == straight_steps[-1].step == straight_steps[-1].total_steps
+    for name in (ADAPTER_FILE, HEAD_FILE):
+        straight = load_file(str(tmp_path / "straight" / name))
+        resumed = load_file(str(tmp_path / "resumed" / name))
+        for key in straight:
+            assert torch.equal(straight[key], resumed[key]), key
+    straight_json = json.loads((tmp_path / "straight" / MODEL_JSON).read_text())
+    resumed_json = json.loads((tmp_path / "resumed" / MODEL_JSON).read_text())
+    assert straight_json["temperature"] == resumed_json["temperature"]

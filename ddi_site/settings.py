@@ -289,6 +289,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- ddi-curate ----------------------------------------------------------------------------------
 DDI_ARTIFACTS_DIR = Path(env.str("DDI_ARTIFACTS_DIR", default=str(VAR_DIR / "models")))
 DDI_BACKBONE = env.str("DDI_BACKBONE", default="all-minilm-l6-v2")
+# Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
+DDI_DEVICE = env.str("DDI_DEVICE", default="auto")
 DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)
 DDI_MAX_FIELD_BYTES = env.int("DDI_MAX_FIELD_BYTES", default=64 * 1024)
 DDI_PSEUDOLABEL_CHUNK_SIZE = env.int("DDI_PSEUDOLABEL_CHUNK_SIZE", default=5000)

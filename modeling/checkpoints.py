@@ -55,7 +55,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     for index, param_state in state_dict["state"].items():
         for name, value in param_state.items():
             if torch.is_tensor(value):
-                tensors[f"optim/{index}/{name}"] = value.detach().clone().contiguous()
+                tensors[f"optim/{index}/{name}"] = value.detach().to("cpu", copy=True).contiguous()
             else:
                 plain.setdefault(str(index), {})[name] = value
     return tensors, {"param_groups": state_dict["param_groups"], "plain": plain}

@@ -65,13 +65,13 @@ def build_classifier(
 
 
 def trainable_state(model: MeanPoolClassifier) -> dict[str, torch.Tensor]:
-    """Copies of the LoRA and head weights: everything a model version adds to its backbone."""
+    """CPU copies of the LoRA and head weights: everything a model version adds to a backbone."""
     state = {
-        key: value.detach().clone().contiguous()
+        key: value.detach().to("cpu", copy=True).contiguous()
         for key, value in get_peft_model_state_dict(model.encoder).items()
     }
     for key, value in model.head.state_dict().items():
-        state[HEAD_PREFIX + key] = value.detach().clone().contiguous()
+        state[HEAD_PREFIX + key] = value.detach().to("cpu", copy=True).contiguous()
     return state
 
 

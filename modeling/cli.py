@@ -63,6 +63,15 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=os.environ.get("DDI_DEVICE", "auto"),
+        help="auto (a CUDA GPU when present, else the CPU), cpu, cuda, cuda:N or mps "
+        "(default: $DDI_DEVICE, else auto)",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all sub-commands."""
     parser = argparse.ArgumentParser(prog="python -m modeling", description=__doc__)
@@ -72,6 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="model version folder to write")
     train.add_argument("--classes", help="comma-separated class order (default: sorted labels)")
     train.add_argument("--checkpoint-dir", type=Path, help="resumable checkpoint folder")
+    _add_device_option(train)
     _add_config_options(train)
     predict = commands.add_parser("predict", help="add predictions to an interaction CSV")
     predict.add_argument("--model", type=Path, required=True)
@@ -84,9 +94,11 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=("torch", "torch-int8", "onnx", "onnx-int8"),
         help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
     )
+    _add_device_option(predict)
     evaluate = commands.add_parser("evaluate", help="metrics of a model on a labelled CSV")
     evaluate.add_argument("--model", type=Path, required=True)
     evaluate.add_argument("--labels", type=Path, required=True)
+    _add_device_option(evaluate)
     verify = commands.add_parser("verify-int8", help="measure and record int8/fp32 agreement")
     verify.add_argument("--model", type=Path, required=True)
     verify.add_argument("--input", type=Path, required=True)
@@ -132,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
             out_dir=args.out,
             on_progress=on_progress,
             checkpoint_dir=args.checkpoint_dir,
+            device=args.device,
         )
     print(json.dumps(result.metrics, indent=2))
     return 0
@@ -141,7 +154,9 @@ def run_predict(args: argparse.Namespace) -> int:
     """Stream an interaction CSV through the model into an output CSV with probabilities."""
     from modeling.inference import Predictor
 
-    predictor = Predictor.load(args.model, quantize=args.int8, backend=args.backend)
+    predictor = Predictor.load(
+        args.model, quantize=args.int8, backend=args.backend, device=args.device
+    )
     # tee buffers at most one inference window of rows between the two consumers.
     rows_for_text, rows_for_output = tee(iter_rows(args.input))
     with args.input.open(newline="", encoding="utf-8-sig") as handle:
@@ -192,7 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Print the metrics of a model version on a labelled CSV as JSON."""
     from modeling.inference import Predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, device=args.device)
     rows = read_labelled(args.labels)
     metrics = evaluate_texts(predictor, [r.text for r in rows], [r.label for r in rows])
     print(json.dumps(metrics, indent=2))

@@ -31,8 +31,8 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     checkpoint_every_steps: int = 0  # 0 = off
-    # After the validation split has chosen the epoch count and the temperature, train a fresh
-    # adapter on ALL examples for that many epochs (the grouped split holds whole sentence
+    # After the validation split has given the temperature and the reported metrics, train a
+    # fresh adapter on ALL examples for `epochs` epochs (the grouped split holds whole sentence
     # patterns out of training; without a refit the saved model never learns them).
     refit_on_all: bool = True
 

@@ -38,6 +38,7 @@ from modeling.classifier import (
     load_trainable_state,
     merge_adapters,
 )
+from modeling.devices import resolve_device
 from modeling.encoding import encode, pad_arrays, pad_id_of
 from modeling.quantization import INT8_MIN_AGREEMENT, int8_agreement_of, quantize_dynamic_int8
 
@@ -73,6 +74,7 @@ class Predictor:
         quantized: bool = False,
         backend: str = "torch",
         scorer=None,
+        device: torch.device | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -83,6 +85,7 @@ class Predictor:
         self.quantized = quantized
         self.backend = backend
         self.scorer = scorer  # an OnnxScorer for the onnx backends, else None
+        self.device = device or torch.device("cpu")  # of the torch model (ONNX runs on the CPU)
         self._pad_id = pad_id_of(tokenizer)
 
     @classmethod
@@ -93,6 +96,7 @@ class Predictor:
         quantize: bool = False,
         backend: str | None = None,
         check_gate: bool = True,
+        device: str | None = None,
     ) -> Predictor:
         """Load a model version folder (backbone resolved offline, LoRA merged, eval mode).
 
@@ -100,8 +104,9 @@ class Predictor:
         spelling of ``backend="torch-int8"``. An int8 path is used only if model.json records a
         measured agreement with fp32 of at least 99.5%, otherwise a warning is issued and the
         fp32 path of the same engine is used. ``check_gate=False`` skips that check (for the
-        measurement itself). Side effect: the onnx backends export into ``model_dir/onnx/``
-        on first use.
+        measurement itself). ``device`` (torch backends; modeling.devices.resolve_device):
+        default ``auto``, a CUDA GPU when present; int8 and ONNX run on the CPU. Side effect:
+        the onnx backends export into ``model_dir/onnx/`` on first use.
         """
         model_dir = Path(model_dir)
         backend = resolve_backend(backend, quantize=quantize)
@@ -120,12 +125,14 @@ class Predictor:
             tokenizer, model = build_classifier(info.config, len(info.classes))
         load_trainable_state(model, state)
         model = merge_adapters(model).eval()
+        target = resolve_device(device)
         use_int8 = False
         if backend == "torch-int8":
             agreement = int8_agreement_of(info.extra)
             if not check_gate or (agreement is not None and agreement >= INT8_MIN_AGREEMENT):
                 model = quantize_dynamic_int8(model)
                 use_int8 = True
+                target = torch.device("cpu")  # dynamic int8 kernels are CPU kernels
             else:
                 warnings.warn(
                     f"{model_dir}: int8 agreement with fp32 is {agreement!r} (needs a measured "
@@ -133,6 +140,7 @@ class Predictor:
                     "using fp32",
                     stacklevel=2,
                 )
+        model = model.to(target)
         return cls(
             model=model,
             tokenizer=tokenizer,
@@ -142,6 +150,7 @@ class Predictor:
             max_length=info.config.max_length,
             quantized=use_int8,
             backend="torch-int8" if use_int8 else "torch",
+            device=target,
         )
 
     @classmethod
@@ -230,8 +239,11 @@ class Predictor:
         if self.scorer is not None:
             return self.scorer.logits(input_ids, attention_mask)
         with torch.inference_mode():
-            logits = self.model(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
-        return logits.float().numpy()
+            logits = self.model(
+                torch.from_numpy(input_ids).to(self.device),
+                torch.from_numpy(attention_mask).to(self.device),
+            )
+        return logits.float().cpu().numpy()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

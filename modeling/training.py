@@ -28,6 +28,7 @@ from modeling.classifier import (
     trainable_state,
 )
 from modeling.config import TrainConfig
+from modeling.devices import resolve_device
 from modeling.encoding import encode, pad_batch, pad_id_of
 from modeling.metrics import classification_metrics, expected_calibration_error
 from modeling.splitting import stratified_split
@@ -101,17 +102,24 @@ def class_weights(label_ids: Sequence[int], num_classes: int) -> torch.Tensor:
 def predict_logits(
     model: MeanPoolClassifier, sequences: Sequence[Sequence[int]], pad_id: int, batch_size: int
 ) -> np.ndarray:
-    """Logits (n, C) in eval mode; puts the model back in train mode afterwards."""
+    """Logits (n, C) in eval mode, on the model's device; puts the model back in train mode."""
+    device = model_device(model)
     model.eval()
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(sequences), batch_size):
             input_ids, mask = pad_batch(sequences[start : start + batch_size], pad_id)
-            chunks.append(model(input_ids, mask).float().numpy())
+            logits = model(input_ids.to(device), mask.to(device))
+            chunks.append(logits.float().cpu().numpy())
     model.train()
     if not chunks:
         return np.zeros((0, model.head.out_features), dtype=np.float32)
     return np.concatenate(chunks)
+
+
+def model_device(model: MeanPoolClassifier) -> torch.device:
+    """The device the model's weights live on."""
+    return next(model.parameters()).device
 
 
 def build_optimizer(model: MeanPoolClassifier, config: TrainConfig) -> torch.optim.Optimizer:
@@ -223,6 +231,9 @@ class _Loop:
                 Path(self.checkpoint_dir), self.identity, model, optimizer, scheduler
             )
         validated = len(phase.val_y) > 0
+        device = model_device(model)
+        targets = torch.as_tensor(phase.y).to(device)
+        weights = phase.weights.to(device) if phase.weights is not None else None
         total_steps = state.phase_start_step + phase_steps
         if phase.number == 0:
             total_steps += self.planned_refit_steps
@@ -234,9 +245,8 @@ class _Loop:
             ]
             for batch in batches[state.batches_done :]:
                 input_ids, mask = pad_batch([phase.seqs[i] for i in batch], self.pad_id)
-                loss = F.cross_entropy(
-                    model(input_ids, mask), torch.as_tensor(phase.y[batch]), weight=phase.weights
-                )
+                logits = model(input_ids.to(device), mask.to(device))
+                loss = F.cross_entropy(logits, targets[batch], weight=weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -276,20 +286,29 @@ def train(
     out_dir: Path,
     on_progress: ProgressCallback | None = None,
     checkpoint_dir: Path | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Fine-tune, calibrate and save a model version to ``out_dir``; returns its metrics.
 
     Phase 0 trains on the stratified, text-grouped train split and validates every epoch (early
     stopping keeps the best epoch). With ``config.refit_on_all`` and a non-empty validation split,
-    phase 1 then trains a fresh adapter on ALL examples for phase 0's best epoch count; that refit
+    phase 1 then trains a fresh adapter on ALL examples for ``config.epochs`` epochs; that refit
     is what gets saved. The temperature and every reported metric come from phase 0's best weights
     on the held-out split (an honest estimate of the procedure; the refit has seen those texts).
+    Why the full epoch budget and not phase 0's best epoch: the split holds whole sentence
+    patterns out, and on templated data the held-out score often peaks at epoch 1 and stays flat
+    (a held-out pattern whose verb contradicts its class is not learnable from the others), so
+    "best epoch" says little; measured: a refit of best_epoch=1 epochs fitted only 73.5 % of its
+    own 212 labels. The human labels are authoritative, so the refit fits them.
+
+    ``device``: see modeling.devices.resolve_device (default ``auto``: a CUDA GPU when present).
 
     Side effects: writes the model version folder and, with ``checkpoint_dir`` and
     ``config.checkpoint_every_steps > 0``, a checkpoint there. Safe to run twice: a second call
     with the same checkpoint_dir resumes (in either phase) and reaches the same weights.
     """
     started = time.perf_counter()
+    target_device = resolve_device(device)
     classes = validate_examples(examples, classes)
     index = {name: i for i, name in enumerate(classes)}
     labels = np.asarray([index[e.label] for e in examples], dtype=np.int64)
@@ -300,6 +319,7 @@ def train(
     )
     with deterministic_torch(config.seed):
         tokenizer, model = build_classifier(config, len(classes))
+        model = model.to(target_device)
         initial = trainable_state(model)  # the refit starts from the same initial adapter
         pad_id = pad_id_of(tokenizer)
         sequences = encode(tokenizer, texts, config.max_length)
@@ -345,7 +365,7 @@ def train(
                 number=1,
                 seqs=sequences,
                 y=labels,
-                epochs=max((resumed if in_refit else state).best_epoch, 1),
+                epochs=config.epochs,
                 weights=weights_for(labels),
             )
             state = loop.run(refit_phase, state, resume=in_refit)
@@ -366,6 +386,7 @@ def train(
             evaluated_on="validation" if len(select.val_y) else "train",
             refit_on_all=refit,
             n_refit=len(sequences) if refit else 0,
+            device=str(target_device),
             train_seconds=round(time.perf_counter() - started, 3),
         )
         save_model_version(

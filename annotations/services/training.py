@@ -276,6 +276,7 @@ def train_for_run(*, run: Run) -> ModelVersion:
             out_dir=out_dir,
             on_progress=progress,
             checkpoint_dir=checkpoint_dir,
+            device=settings.DDI_DEVICE,
         )
     except RunCancelled:
         _mark_version(model_version, ModelVersion.Status.FAILED, "training cancelled")

@@ -140,22 +140,27 @@ def test_labels_outside_classes_are_rejected(tmp_path):
         )
 
 
-def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
-    examples = make_examples(["x", "y"], per_class=10)
-    config = tiny_config(epochs=3, checkpoint_every_steps=2, early_stopping_patience=0)
+class Killed(Exception):
+    """Raised from a progress callback: the process died at that step."""
+
+
+def kill_then_resume(examples, config, tmp_path, kill_when) -> tuple[list, list[int]]:
+    """Train straight; train again killed when ``kill_when(progress)``; resume the killed run.
+
+    Returns (the straight run's progress, the resumed run's steps) and asserts that the resumed
+    model's adapter and head tensors equal the straight run's exactly.
+    """
+    straight = []
     train(
         examples,
         classes=["x", "y"],
         config=config,
         out_dir=tmp_path / "straight",
-        checkpoint_dir=tmp_path / "ckpt-straight",
+        on_progress=straight.append,
     )
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_step_5(progress):
-        if progress.step == 5:
+    def killer(progress):
+        if kill_when(progress):
             raise Killed
 
     with pytest.raises(Killed):
@@ -165,7 +170,7 @@ def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
             config=config,
             out_dir=tmp_path / "resumed",
             checkpoint_dir=tmp_path / "ckpt",
-            on_progress=kill_at_step_5,
+            on_progress=killer,
         )
     assert (tmp_path / "ckpt" / "checkpoint.safetensors").is_file()
     steps = []
@@ -177,13 +182,22 @@ def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
         checkpoint_dir=tmp_path / "ckpt",
         on_progress=lambda p: steps.append(p.step),
     )
-    assert steps[0] == 5  # resumed after the checkpoint of step 4, not from scratch
     for name in (ADAPTER_FILE, HEAD_FILE):
-        straight = load_file(str(tmp_path / "straight" / name))
+        expected = load_file(str(tmp_path / "straight" / name))
         resumed = load_file(str(tmp_path / "resumed" / name))
-        assert straight.keys() == resumed.keys()
-        for key in straight:
-            assert torch.equal(straight[key], resumed[key]), key
+        assert expected.keys() == resumed.keys()
+        for key in expected:
+            assert torch.equal(expected[key], resumed[key]), key
+    return straight, steps
+
+
+def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
+    examples = make_examples(["x", "y"], per_class=10)
+    config = tiny_config(epochs=3, checkpoint_every_steps=2, early_stopping_patience=0)
+
+    _, steps = kill_then_resume(examples, config, tmp_path, lambda p: p.step == 5)
+
+    assert steps[0] == 5  # resumed after the checkpoint of step 4, not from scratch
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
@@ -245,50 +259,21 @@ def test_training_killed_during_the_refit_resumes_in_the_refit_to_the_same_weigh
 
     examples = make_examples(["x", "y"], per_class=10)
     config = tiny_config(epochs=3, checkpoint_every_steps=1, early_stopping_patience=0)
-    straight_steps = []
-    train(
-        examples,
-        classes=["x", "y"],
-        config=config,
-        out_dir=tmp_path / "straight",
-        on_progress=straight_steps.append,
-    )
+    stored = []
 
-    class Killed(Exception):
-        pass
-
-    def kill_near_the_end(progress):
+    def near_the_end(progress):
         # Phase 0's total includes the planned refit, so this can only be true in the refit.
         if progress.step == progress.total_steps - 1:
-            raise Killed
+            stored.append(peek_checkpoint(tmp_path / "ckpt"))
+            return True
+        return False
 
-    with pytest.raises(Killed):
-        train(
-            examples,
-            classes=["x", "y"],
-            config=config,
-            out_dir=tmp_path / "resumed",
-            checkpoint_dir=tmp_path / "ckpt",
-            on_progress=kill_near_the_end,
-        )
-    stored = peek_checkpoint(tmp_path / "ckpt")
-    assert stored.phase == 1 and stored.step > stored.phase_start_step > 0
-    steps = []
-    train(
-        examples,
-        classes=["x", "y"],
-        config=config,
-        out_dir=tmp_path / "resumed",
-        checkpoint_dir=tmp_path / "ckpt",
-        on_progress=lambda p: steps.append(p.step),
-    )
-    assert steps[0] == stored.step + 1  # resumed inside the refit, not from scratch
-    assert steps[-1] == straight_steps[-1].step == straight_steps[-1].total_steps
-    for name in (ADAPTER_FILE, HEAD_FILE):
-        straight = load_file(str(tmp_path / "straight" / name))
-        resumed = load_file(str(tmp_path / "resumed" / name))
-        for key in straight:
-            assert torch.equal(straight[key], resumed[key]), key
+    straight, steps = kill_then_resume(examples, config, tmp_path, near_the_end)
+
+    (checkpoint,) = stored
+    assert checkpoint.phase == 1 and checkpoint.step > checkpoint.phase_start_step > 0
+    assert steps[0] == checkpoint.step + 1  # resumed inside the refit, not from scratch
+    assert steps[-1] == straight[-1].step == straight[-1].total_steps
     straight_json = json.loads((tmp_path / "straight" / MODEL_JSON).read_text())
     resumed_json = json.loads((tmp_path / "resumed" / MODEL_JSON).read_text())
     assert straight_json["temperature"] == resumed_json["temperature"]

@@ -35,6 +35,10 @@ class TrainConfig:
     # fresh adapter on ALL examples for `epochs` epochs (the grouped split holds whole sentence
     # patterns out of training; without a refit the saved model never learns them).
     refit_on_all: bool = True
+    # Each distinct text weighs the same in the loss however often it repeats (templated data:
+    # a seed pattern repeated 12 times must not outweigh a reviewer's single correction 12:1).
+    # Class weights are then computed over distinct texts too.
+    balance_repeated_texts: bool = True
 
     def __post_init__(self) -> None:
         """Reject values that would only fail deep inside training."""

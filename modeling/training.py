@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -122,6 +123,38 @@ def model_device(model: MeanPoolClassifier) -> torch.device:
     return next(model.parameters()).device
 
 
+def repeat_weights(texts: Sequence[str]) -> torch.Tensor:
+    """1 / (occurrences of the text) per example: every distinct text sums to weight 1."""
+    counts = Counter(texts)
+    return torch.as_tensor([1.0 / counts[text] for text in texts], dtype=torch.float32)
+
+
+def distinct_label_ids(texts: Sequence[str], label_ids: Sequence[int]) -> list[int]:
+    """One label id per distinct (text, label) pair: the class counts of the distinct texts."""
+    return [label for _, label in dict.fromkeys(zip(texts, label_ids, strict=True))]
+
+
+def batch_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    sample_weights: torch.Tensor | None,
+    batch: list[int],
+) -> torch.Tensor:
+    """Cross-entropy of a batch: the class-weighted mean, also sample-weighted when given.
+
+    Without sample weights this is exactly F.cross_entropy(weight=class_weight) (sum of w_c * l
+    over sum of w_c); with them each term's weight is w_c * w_i, normalised the same way.
+    """
+    if sample_weights is None:
+        return F.cross_entropy(logits, targets, weight=class_weight)
+    losses = F.cross_entropy(logits, targets, reduction="none")
+    combined = sample_weights[batch]
+    if class_weight is not None:
+        combined = combined * class_weight[targets]
+    return (losses * combined).sum() / combined.sum()
+
+
 def build_optimizer(model: MeanPoolClassifier, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable (LoRA + head) parameters only."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -196,7 +229,8 @@ class _Phase:
     seqs: list
     y: np.ndarray
     epochs: int
-    weights: torch.Tensor | None
+    weights: torch.Tensor | None  # per class
+    sample_weights: torch.Tensor | None  # per example (repeated texts share one unit)
     val_seqs: list = field(default_factory=list)
     val_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -234,6 +268,9 @@ class _Loop:
         device = model_device(model)
         targets = torch.as_tensor(phase.y).to(device)
         weights = phase.weights.to(device) if phase.weights is not None else None
+        sample_weights = (
+            phase.sample_weights.to(device) if phase.sample_weights is not None else None
+        )
         total_steps = state.phase_start_step + phase_steps
         if phase.number == 0:
             total_steps += self.planned_refit_steps
@@ -246,7 +283,7 @@ class _Loop:
             for batch in batches[state.batches_done :]:
                 input_ids, mask = pad_batch([phase.seqs[i] for i in batch], self.pad_id)
                 logits = model(input_ids.to(device), mask.to(device))
-                loss = F.cross_entropy(logits, targets[batch], weight=weights)
+                loss = batch_loss(logits, targets[batch], weights, sample_weights, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -324,15 +361,28 @@ def train(
         pad_id = pad_id_of(tokenizer)
         sequences = encode(tokenizer, texts, config.max_length)
 
-        def weights_for(y: np.ndarray) -> torch.Tensor | None:
-            return class_weights(y.tolist(), len(classes)) if config.class_weighting else None
+        balance = config.balance_repeated_texts
+
+        def weights_for(idx: Sequence[int]) -> torch.Tensor | None:
+            if not config.class_weighting:
+                return None
+            ids = labels[idx].tolist()
+            if balance:
+                ids = distinct_label_ids([texts[i] for i in idx], ids)
+            return class_weights(ids, len(classes))
+
+        def sample_weights_for(idx: Sequence[int]) -> torch.Tensor | None:
+            return repeat_weights([texts[i] for i in idx]) if balance else None
+
+        everything = list(range(len(examples)))
 
         select = _Phase(
             number=0,
             seqs=[sequences[i] for i in train_idx],
             y=labels[train_idx],
             epochs=config.epochs,
-            weights=weights_for(labels[train_idx]),
+            weights=weights_for(train_idx),
+            sample_weights=sample_weights_for(train_idx),
             val_seqs=[sequences[i] for i in val_idx],
             val_y=labels[val_idx],
         )
@@ -366,7 +416,8 @@ def train(
                 seqs=sequences,
                 y=labels,
                 epochs=config.epochs,
-                weights=weights_for(labels),
+                weights=weights_for(everything),
+                sample_weights=sample_weights_for(everything),
             )
             state = loop.run(refit_phase, state, resume=in_refit)
             final_state = trainable_state(model)

@@ -38,7 +38,7 @@ class TrainConfig:
     # Each distinct text weighs the same in the loss however often it repeats (templated data:
     # a seed pattern repeated 12 times must not outweigh a reviewer's single correction 12:1).
     # Class weights are then computed over distinct texts too.
-    balance_repeated_texts: bool = True
+    balance_repeated_texts: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that would only fail deep inside training."""

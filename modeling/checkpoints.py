@@ -117,6 +117,11 @@ def peek_checkpoint(directory: Path) -> LoopState | None:
         return None
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads(handle.metadata()[_META_KEY])
+    return _loop_state(meta)
+
+
+def _loop_state(meta: dict) -> LoopState:
+    """The LoopState of a checkpoint's metadata (fields it does not know are ignored)."""
     known = {f.name for f in fields(LoopState)}
     return LoopState(**{k: v for k, v in meta["loop"].items() if k in known})
 
@@ -149,6 +154,4 @@ def load_checkpoint(
     scheduler.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng/torch"])
     best = {k[len("best/") :]: v for k, v in tensors.items() if k.startswith("best/")}
-    known = {f.name for f in fields(LoopState)}
-    loop = {k: v for k, v in meta["loop"].items() if k in known}
-    return replace(LoopState(**loop), best_state=best)
+    return replace(_loop_state(meta), best_state=best)

@@ -234,6 +234,10 @@ class _Phase:
     val_seqs: list = field(default_factory=list)
     val_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
+    def steps(self, batch_size: int) -> int:
+        """Optimisation steps of the whole phase."""
+        return math.ceil(len(self.seqs) / batch_size) * self.epochs
+
 
 @dataclass
 class _Loop:
@@ -254,8 +258,7 @@ class _Loop:
     def run(self, phase: _Phase, state: LoopState, resume: bool) -> LoopState:
         """Train ``phase`` from ``state`` (or from the checkpoint when ``resume``) to its end."""
         config, model = self.config, self.model
-        steps_per_epoch = math.ceil(len(phase.seqs) / config.batch_size)
-        phase_steps = steps_per_epoch * phase.epochs
+        phase_steps = phase.steps(config.batch_size)
         optimizer = build_optimizer(model, config)
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(config.warmup_fraction * phase_steps), phase_steps
@@ -386,6 +389,14 @@ def train(
             val_seqs=[sequences[i] for i in val_idx],
             val_y=labels[val_idx],
         )
+        refit_phase = _Phase(
+            number=1,
+            seqs=sequences,
+            y=labels,
+            epochs=config.epochs,
+            weights=weights_for(everything),
+            sample_weights=sample_weights_for(everything),
+        )
         refit = config.refit_on_all and len(val_idx) > 0
         loop = _Loop(
             model=model,
@@ -394,9 +405,7 @@ def train(
             identity={"config": config.to_dict(), "classes": classes, "data": fingerprint},
             checkpoint_dir=checkpoint_dir,
             on_progress=on_progress,
-            planned_refit_steps=(
-                math.ceil(len(sequences) / config.batch_size) * config.epochs if refit else 0
-            ),
+            planned_refit_steps=refit_phase.steps(config.batch_size) if refit else 0,
         )
         resumed = peek_checkpoint(Path(checkpoint_dir)) if loop.checkpointing else None
         state = LoopState()
@@ -411,14 +420,6 @@ def train(
                 state = replace(
                     state, phase=1, epoch=0, batches_done=0, phase_start_step=state.step
                 )
-            refit_phase = _Phase(
-                number=1,
-                seqs=sequences,
-                y=labels,
-                epochs=config.epochs,
-                weights=weights_for(everything),
-                sample_weights=sample_weights_for(everything),
-            )
             state = loop.run(refit_phase, state, resume=in_refit)
             final_state = trainable_state(model)
         load_trainable_state(model, state.best_state)

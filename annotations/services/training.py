@@ -364,12 +364,8 @@ def score_on_human_labels(
     scores = {}
     for version in versions:
         predictor = get_predictor(version)
-        probs = predictor.predict_batch(texts) if texts else None
-        predicted = (
-            [index.get(predictor.classes[i], -1) for i in probs.argmax(axis=1)]
-            if probs is not None
-            else []
-        )
+        probs = predictor.predict_batch(texts)  # shape (0, C) when there are no labels
+        predicted = [index.get(predictor.classes[i], -1) for i in probs.argmax(axis=1)]
         metrics = classification_metrics(truth, predicted, classes)
         scores[version.pk] = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
     return len(pairs), scores

@@ -265,6 +265,10 @@ else:
         "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=5.0),
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker that refuses a command (Redis past maxmemory answers OOM to the late ack) restarts the
+# consumer instead of killing the worker ("Unrecoverable error"); the unacknowledged message is
+# redelivered and the chunk leases make the second delivery a no-op.
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
 # The UI reads Run rows, never the result backend; results are not stored.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

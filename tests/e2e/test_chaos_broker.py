@@ -1,7 +1,8 @@
 """Broker outages (RELIABILITY.md scenario 4; issue 4's "Redis restarted mid-run").
 
 A private broker Redis (AOF, noeviction) on 127.0.0.1:6394 is frozen while a client starts a run
-through the API, shut down and restarted mid-run, and filled past maxmemory during an enqueue.
+through the API, shut down and restarted mid-run, and filled past maxmemory while chunks are in
+flight (their acks are refused) and during an enqueue.
 Nothing may answer 500, no run may be lost or stay queued, and every run ends exact.
 """
 
@@ -24,6 +25,7 @@ from tests.e2e.chaos_support import (
     figure,
     private_broker,
     wait_finished,
+    wait_for,
     wait_progress,
 )
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
@@ -61,8 +63,10 @@ def test_a_frozen_restarted_or_full_broker_never_loses_a_run_nor_answers_500(
 ):
     project = ProjectFactory(name="Broker chaos")
     make_interactions(project, N)
-    versions = [ready_version(project, tiny_artifact, number=k, active=k == 1) for k in (1, 2, 3)]
-    pool.start("w1", DDI_PSEUDOLABEL_TEST_DELAY_S="0.2")
+    versions = [
+        ready_version(project, tiny_artifact, number=k, active=k == 1) for k in (1, 2, 3, 4)
+    ]
+    worker = pool.start("w1", DDI_PSEUDOLABEL_TEST_DELAY_S="0.2")
     api = APIClient()
     api.force_authenticate(admin_ada)
 
@@ -108,22 +112,34 @@ def test_a_frozen_restarted_or_full_broker_never_loses_a_run_nor_answers_500(
     run = wait_finished(run, pool)
     assert_run_exact(run, pool)
 
-    # (c) Broker out of memory during the enqueue: fails loudly, the run stays queued.
+    # (c) Broker out of memory while a run's chunks are in flight (their late acks are refused)
+    # and during another run's enqueue (fails loudly, that run stays queued). The worker must
+    # outlive the refused acks, and both runs end exact once memory is freed.
+    in_flight = start_pseudolabel_run(project=project, model_version=versions[2])
+    wait_progress(in_flight, 0, pool)
     client = broker.client()
     client.set("ballast", b"x" * (3 * 1024 * 1024))
     client.config_set("maxmemory", "2mb")
     try:
         with caplog.at_level(logging.ERROR, logger="annotations.services.runs"):
-            run = start_pseudolabel_run(project=project, model_version=versions[2])
-        time.sleep(2)
+            run = start_pseudolabel_run(project=project, model_version=versions[3])
+        wait_for(
+            lambda: "OutOfMemoryError" in worker.tail(200_000),
+            timeout=60,
+            what="a chunk's acknowledgement refused by the full broker",
+        )
         run.refresh_from_db()
         assert run.state == Run.State.QUEUED, run.state
         logged = "\n".join(r.getMessage() for r in caplog.records)
         assert f"run {run.pk}" in logged and "stays queued" in logged, logged
         assert "OOM" in logged or "maxmemory" in logged, logged
+        time.sleep(2)
+        assert worker.process.poll() is None, worker.tail()
     finally:
         client.delete("ballast")
         client.config_set("maxmemory", "0")
-    run = wait_finished(run, pool)
-    assert_run_exact(run, pool)
-    assert "InconsistencyError" not in pool.full_logs() + caplog.text
+    for each in (in_flight, run):
+        assert_run_exact(wait_finished(each, pool), pool)
+    logs = pool.full_logs()
+    assert "Unrecoverable error" not in logs, logs[-4000:]
+    assert "InconsistencyError" not in logs + caplog.text

@@ -40,10 +40,14 @@ def pytest_pyfunc_call(pyfuncitem):
     env = {
         **os.environ,
         "DATABASE_URL": PG_URL,
-        "DDI_TEST_DB_NAME": f"{base}_e2e",
+        # One database per pytest-xdist process: two children may run at once.
+        "DDI_TEST_DB_NAME": f"{base}_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
         "CELERY_BROKER_URL": REDIS_URL,
     }
-    command = [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider"]
+    command = [
+        *(sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q"),
+        *("-p", "no:cacheprovider", "-p", "no:xdist"),
+    ]
     # The child gets the test's own pytest-timeout budget (long chaos variants ask for more) plus
     # a minute for creating the PostgreSQL test database.
     marker = pyfuncitem.get_closest_marker("timeout")

@@ -48,7 +48,8 @@ IMPORT_APP_NAME = "ddi-import"
 def backends(application_name: str, where: str = "TRUE") -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT pid FROM pg_stat_activity WHERE application_name = %s AND {where}",  # noqa: S608
+            "SELECT pid FROM pg_stat_activity"  # noqa: S608
+            f" WHERE application_name = %s AND datname = current_database() AND {where}",
             [application_name],
         )
         return [row[0] for row in cursor.fetchall()]

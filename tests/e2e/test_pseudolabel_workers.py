@@ -152,7 +152,7 @@ def test_a_database_connection_dropped_mid_run_is_retried(project, version, work
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = %s",
+                "WHERE application_name = %s AND datname = current_database()",
                 [WORKER_DB_APP_NAME],
             )
             assert cursor.fetchone()[0] >= 1

@@ -38,7 +38,7 @@ from annotations.models import Label, Run
 from annotations.roles import Role
 from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
 from tests.e2e.chaos_support import figure
-from tests.e2e.conftest import REDIS_URL, WorkerPool, worker_env
+from tests.e2e.conftest import REDIS_DB, REDIS_URL, WorkerPool, worker_env
 from tests.e2e.test_pseudolabel_workers import assert_run_exact, wait_until_finished
 from tests.factories import ProjectFactory, UserFactory
 from tests.reliability.conftest import LONG, ROOT
@@ -91,13 +91,17 @@ LOGIN = {"username": "load-curator", "password": "correct horse battery staple"}
 CLASSES = ["Synergistic", "Antagonistic"]
 
 
+# A Redis database of its own: this test runs beside the tests/e2e group (tests/conftest.py).
+LOAD_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + f"/{REDIS_DB + 1}"
+
+
 def clean_broker() -> str:
     # Stale messages of an earlier run go; kombu's queue bindings stay (tests/e2e does the same).
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(LOAD_REDIS_URL)
     stale = [k for k in client.keys("*") if not k.startswith(b"_kombu.binding.")]
     if stale:
         client.delete(*stale)
-    return REDIS_URL
+    return LOAD_REDIS_URL
 
 
 def write_plan(project, interactions, path: Path) -> dict:

@@ -29,6 +29,7 @@ SERIAL_GROUP = "workers"
 SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # child pytests run with -p no:xdist
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "load":
         return None

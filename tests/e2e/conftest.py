@@ -43,6 +43,9 @@ def pytest_pyfunc_call(pyfuncitem):
         # One database per pytest-xdist process: two children may run at once.
         "DDI_TEST_DB_NAME": f"{base}_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
         "CELERY_BROKER_URL": REDIS_URL,
+        # This process has set the test's fixtures up already, a private broker included: the
+        # child's own broker needs another port.
+        "DDI_CHAOS_BROKER_PORT": "6395",
     }
     command = [
         *(sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q"),

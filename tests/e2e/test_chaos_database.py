@@ -22,9 +22,9 @@ from annotations.models import ImportJob, Interaction, Project
 from annotations.services.runs import start_pseudolabel_run
 from tests.e2e.chaos_support import (
     LONG,
-    BrokerRedis,
     chaos_pool,
     figure,
+    private_broker,
     wait_finished,
     wait_for,
     wait_progress,
@@ -57,10 +57,8 @@ def backends(application_name: str, where: str = "TRUE") -> list[int]:
 
 @pytest.fixture
 def broker(tmp_path):
-    server = BrokerRedis(BROKER_PORT, tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from annotations.models import Run, RunChunk
 from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
 from tests.e2e.chaos_support import (
     LONG,
-    BrokerRedis,
     chaos_pool,
     figure,
     log_times,
+    private_broker,
     progress_of,
     wait_finished,
     wait_for,
@@ -48,10 +48,8 @@ def tiny_artifact(tmp_path_factory):
 
 @pytest.fixture
 def broker(tmp_path):
-    server = BrokerRedis(BROKER_PORT, tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
+    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+        yield server
 
 
 @pytest.fixture

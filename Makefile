@@ -30,7 +30,7 @@ run: install
 	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Two pytest-xdist processes; the worker/broker/server tests run in order in one of them
+# Two pytest-xdist processes; the Celery worker/broker chaos tests run in order in one of them
 # (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 2
 test: install lint

@@ -22,9 +22,9 @@ hypothesis_settings.load_profile(os.environ.get("DDI_HYPOTHESIS_PROFILE", "ci"))
 # Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL
 # application names, so they are one unit of work that a single process runs in order; being the
 # largest unit, it is handed out first and the other process takes everything else (the load test
-# and the embedded-worker test have a Redis database or a filesystem broker of their own). (xdist's own
-# `--dist loadgroup` cannot do this under pytest 9: it renames items through `_nodeid`, an
-# attribute pytest 9 no longer reads, so the groups silently fall apart.)
+# and the embedded-worker test have a Redis database or a filesystem broker of their own).
+# xdist's own `--dist loadgroup` cannot do this under pytest 9: it renames items through
+# `_nodeid`, an attribute pytest 9 no longer reads, so the groups silently fall apart.
 SERIAL_GROUP = "workers"
 SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 

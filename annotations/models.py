@@ -286,8 +286,13 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     # Top-1 minus top-2 probability: the "smallest margin first" queue order.
     margin = models.FloatField()
-    # One probability per class, in the project's class order.
+    # One probability per class, in the project's class order (a committee's mean).
     probabilities = models.JSONField()
+    # 1 - confidence, higher = less sure (confidence is the version's calibrated P(correct),
+    # modeling.uncertainty); its own column so exports and API clients need no arithmetic.
+    uncertainty = models.FloatField(default=0.0)
+    # The signals behind the confidence: seen, novelty, direction, agreement (may be empty).
+    signals = models.JSONField(default=dict)
 
     class Meta:
         constraints = [

@@ -315,6 +315,11 @@ DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default
 # Promotion scores the new and the active version on the current human labels; at most this
 # many (evenly spaced) are scored, so a 30k-label project does not spend minutes on it.
 DDI_PROMOTION_MAX_LABELS = env.int("DDI_PROMOTION_MAX_LABELS", default=5000)
+# The promotion gate (annotations.services.training.decide_promotion): a version whose
+# out-of-fold macro-F1 is below the floor is refused; the comparison with the active version
+# uses the labels it never trained on when there are at least MIN_HELD_OUT of them.
+DDI_PROMOTION_MIN_MACRO_F1 = env.float("DDI_PROMOTION_MIN_MACRO_F1", default=0.6)
+DDI_PROMOTION_MIN_HELD_OUT = env.int("DDI_PROMOTION_MIN_HELD_OUT", default=10)
 # Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
 DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
 # Tests only: take that sleep inside the batch transaction (after the chunk lease is locked), so

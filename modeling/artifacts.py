@@ -7,7 +7,13 @@ Layout of a model version folder::
     adapter.safetensors   LoRA weights (peft state-dict keys)
     head.safetensors      classification head weights
     model.json            backbone reference, classes, placeholders, temperature, metrics,
-                          TrainConfig, data fingerprint, library versions (written last)
+                          TrainConfig, data fingerprint, library versions, the committee
+                          (member folders, confidence model) (written last)
+    vocabulary.json       keys and n-grams of the labelled texts (novelty signal)
+    out_of_fold.json      out-of-fold class per labelled text key, confidence-model fit rows
+    members/<k>/          member k of the cross-fitted committee, itself a model version folder
+                          (the top-level adapter and head are member 0's, so single-model tools
+                          such as the ONNX export still read the folder)
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 ADAPTER_FILE = "adapter.safetensors"
 HEAD_FILE = "head.safetensors"
+VOCABULARY_FILE = "vocabulary.json"
+# Out-of-fold class per labelled text key (the promotion gate) and the rows the confidence model
+# was fitted on (ablations).
+OOF_FILE = "out_of_fold.json"
 # Pickle-based formats can run arbitrary code when loaded: never read, refuse to load beside them.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
@@ -99,10 +109,37 @@ def save_model_version(
     config: TrainConfig,
     metrics: dict,
     fingerprint: str,
+    committee: dict | None = None,
 ) -> Path:
-    """Write a model version folder (creates it; overwrites the same files if present)."""
+    """Write a model version folder (creates it; overwrites the same files if present).
+
+    ``committee``: ``members`` (trainable states), ``confidence_model``, ``direction_probe`` and
+    ``labelled`` (LabelledSet.to_dict()); each member is written as its own folder under
+    ``members/``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {}
+    if committee is not None:
+        names = []
+        for k, member in enumerate(committee["members"]):
+            name = f"members/{k}"
+            save_model_version(
+                out_dir / name,
+                state=member,
+                classes=classes,
+                temperature=1.0,
+                config=config,
+                metrics={},
+                fingerprint=fingerprint,
+            )
+            names.append(name)
+        write_json_atomic(out_dir / VOCABULARY_FILE, committee["labelled"])
+        extra["committee"] = {
+            "members": names,
+            "confidence_model": committee["confidence_model"],
+            "direction_probe": committee["direction_probe"],
+        }
     adapter = {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIX)}
     head = {k[len(HEAD_PREFIX) :]: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
     write_safetensors_atomic(out_dir / ADAPTER_FILE, adapter)
@@ -117,6 +154,7 @@ def save_model_version(
         "train_config": config.to_dict(),
         "data_fingerprint": fingerprint,
         "library_versions": library_versions(),
+        **extra,
     }
     # model.json last: its presence marks a complete folder.
     write_json_atomic(out_dir / MODEL_JSON, document)
@@ -161,6 +199,16 @@ def read_model_version(model_dir: Path) -> tuple[ModelVersionInfo, dict[str, tor
         extra={k: v for k, v in document.items() if k not in known},
     )
     return info, state
+
+
+def read_out_of_fold(model_dir: Path) -> dict[str, int]:
+    """{text key: out-of-fold class index} of a version's labelled texts ({} when none)."""
+    path = Path(model_dir) / OOF_FILE
+    if not path.is_file():
+        return {}
+    return {
+        k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8"))["predictions"].items()
+    }
 
 
 def update_model_json(model_dir: Path, **fields: Any) -> None:

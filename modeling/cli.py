@@ -11,9 +11,9 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
-from itertools import tee
+from itertools import islice, tee
 from pathlib import Path
 
 import numpy as np
@@ -161,18 +161,18 @@ def run_predict(args: argparse.Namespace) -> int:
     rows_for_text, rows_for_output = tee(iter_rows(args.input))
     with args.input.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle))
-    out_columns = [*header, "predicted_label", "confidence"]
+    out_columns = [*header, "predicted_label", "confidence", "uncertainty", "why_unsure"]
     out_columns += [f"p_{name}" for name in predictor.classes]
     texts = (blinded_text(row) for row in rows_for_text)
-    probabilities = predictor.predict_proba(texts, batch_size=args.batch_size)
+    scored = iter_scores(predictor, texts, batch_size=args.batch_size)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     # Written beside the target and renamed at the end: a failed run leaves no partial output.
     partial = args.output.with_name(args.output.name + ".partial")
     with partial.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(out_columns)
-        for row, probs in tqdm(
-            zip(rows_for_output, probabilities, strict=True),
+        for row, (probs, confidence, why) in tqdm(
+            zip(rows_for_output, scored, strict=True),
             desc="predicting",
             unit="row",
             file=sys.stderr,
@@ -180,25 +180,47 @@ def run_predict(args: argparse.Namespace) -> int:
             top = int(np.argmax(probs))
             writer.writerow(
                 [row.get(column, "") for column in header]
-                + [predictor.classes[top], f"{probs[top]:.6f}"]
+                + [predictor.classes[top], f"{confidence:.6f}", f"{1.0 - confidence:.6f}", why]
                 + [f"{value:.6f}" for value in probs]
             )
     os.replace(partial, args.output)
     return 0
 
 
+def iter_scores(predictor, texts: Iterable[str], *, batch_size: int) -> Iterator[tuple]:
+    """(probabilities, calibrated confidence, why unsure in words) per text, window by window."""
+    from modeling.inference import WINDOW_SIZE
+    from modeling.uncertainty import reasons
+
+    iterator = iter(texts)
+    while window := list(islice(iterator, WINDOW_SIZE)):
+        scores = predictor.score(window, batch_size=batch_size)
+        for i in range(len(window)):
+            why = reasons(
+                scores.seen[i], scores.novelty[i], scores.direction[i], scores.agreement[i]
+            )
+            yield scores.probabilities[i], float(scores.confidence[i]), "; ".join(why)
+
+
 def evaluate_texts(predictor, texts: Sequence[str], labels: Sequence[str]) -> dict:
     """Metrics of a predictor on labelled texts (accuracy, macro-F1, per class, matrix, ECE)."""
-    from modeling.metrics import classification_metrics, expected_calibration_error
+    from modeling.metrics import (
+        classification_metrics,
+        confidence_ece,
+        expected_calibration_error,
+    )
 
     index = {name: i for i, name in enumerate(predictor.classes)}
     unknown = sorted(set(labels) - set(index))
     if unknown:
         raise InputFileError(f"labels {unknown} are not classes of the model {predictor.classes}")
     y_true = np.asarray([index[label] for label in labels], dtype=np.int64)
-    probs = predictor.predict_batch(list(texts))
+    scores = predictor.score(list(texts))
+    probs = scores.probabilities
     metrics = classification_metrics(y_true, probs.argmax(axis=1), predictor.classes)
-    metrics["ece"] = expected_calibration_error(probs, y_true)
+    # ECE of the served (calibrated) confidence, and of the softmax for comparison.
+    metrics["ece"] = confidence_ece(scores.confidence, probs.argmax(axis=1) == y_true)
+    metrics["ece_softmax"] = expected_calibration_error(probs, y_true)
     metrics["n"] = len(y_true)
     return metrics
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_BACKBONE = "all-minilm-l6-v2"
+# Fields of older versions' model.json, read and ignored (the selection split and refit became
+# cross-fitting).
+RETIRED_FIELDS = frozenset({"validation_fraction", "early_stopping_patience", "refit_on_all"})
 
 
 @dataclass(frozen=True)
@@ -25,16 +28,17 @@ class TrainConfig:
     max_length: int = 64
     seed: int = 13
     class_weighting: bool = True
-    validation_fraction: float = 0.2
-    early_stopping_patience: int = 3
+    # Cross-fitting: members of the committee, each trained on all folds but one and scored on
+    # that one (grouped by text). Fewer distinct texts per class than folds lowers the count; 1
+    # trains one model on everything with no out-of-fold score (modeling.training.assign_folds).
+    folds: int = 5
+    # Two-class projects: score each sentence's twin with increase/decrease etc. swapped
+    # (modeling.uncertainty); off for class sets that are not two opposite directions.
+    direction_probe: bool = True
     head_dropout: float = 0.1
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     checkpoint_every_steps: int = 0  # 0 = off
-    # After the validation split has given the temperature and the reported metrics, train a
-    # fresh adapter on ALL examples for `epochs` epochs (the grouped split holds whole sentence
-    # patterns out of training; without a refit the saved model never learns them).
-    refit_on_all: bool = True
     # Each distinct text weighs the same in the loss however often it repeats (templated data:
     # a seed pattern repeated 12 times must not outweigh a reviewer's single correction 12:1).
     # Class weights are then computed over distinct texts too.
@@ -51,8 +55,7 @@ class TrainConfig:
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
             "max_length": self.max_length >= 8,
-            "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
-            "early_stopping_patience": self.early_stopping_patience >= 0,
+            "folds": 1 <= self.folds <= 20,
             "head_dropout": 0.0 <= self.head_dropout < 1.0,
             "warmup_fraction": 0.0 <= self.warmup_fraction < 1.0,
             "weight_decay": self.weight_decay >= 0,
@@ -73,6 +76,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a to_dict() result; unknown keys are an error, missing keys take defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")

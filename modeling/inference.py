@@ -21,6 +21,7 @@ Whenever ONNX Runtime is missing or the export fails, the Predictor warns and us
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modeling.artifacts import ModelVersionInfo, read_model_version
+from modeling.artifacts import VOCABULARY_FILE, ModelVersionInfo, read_model_version
 from modeling.classifier import (
     MeanPoolClassifier,
     build_classifier,
@@ -41,6 +42,15 @@ from modeling.classifier import (
 from modeling.devices import resolve_device
 from modeling.encoding import encode, pad_arrays, pad_id_of
 from modeling.quantization import INT8_MIN_AGREEMENT, int8_agreement_of, quantize_dynamic_int8
+from modeling.uncertainty import (
+    ConfidenceModel,
+    LabelledSet,
+    Scores,
+    direction_disagreement,
+    direction_twin,
+    feature_matrix,
+    vote_share,
+)
 
 WINDOW_SIZE = 4096
 # Measured on 768 distinct DrugBank sentences, ONNX Runtime, 2 cores: CPU time 2.3 s at 32,
@@ -111,6 +121,24 @@ class Predictor:
         model_dir = Path(model_dir)
         backend = resolve_backend(backend, quantize=quantize)
         info, state = read_model_version(model_dir)
+        if "committee" in info.extra:
+            # An int8 gate is measured on the whole committee and recorded at its top level.
+            if backend == "torch-int8" and check_gate:
+                agreement = int8_agreement_of(info.extra)
+                if agreement is None or agreement < INT8_MIN_AGREEMENT:
+                    warnings.warn(
+                        f"{model_dir}: int8 agreement with fp32 is {agreement!r} (needs a measured"
+                        f" >= {INT8_MIN_AGREEMENT:.1%}; run `python -m modeling verify-int8`); "
+                        "using fp32",
+                        stacklevel=2,
+                    )
+                    backend = "torch"
+                check_gate = False
+            members = [
+                cls.load(model_dir / name, backend=backend, check_gate=check_gate, device=device)
+                for name in info.extra["committee"]["members"]
+            ]
+            return CommitteePredictor.from_folder(model_dir, info, members)
         if backend.startswith("onnx"):
             predictor = cls._load_onnx(
                 model_dir, info, int8=backend == "onnx-int8", check_gate=check_gate
@@ -234,6 +262,13 @@ class Predictor:
             out[rows] = softmax(self._logits(input_ids, mask) / self.temperature)
         return out
 
+    def score(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> Scores:
+        """A single model (no committee): the confidence is its top probability, no signals."""
+        probs = self.predict_batch(texts, batch_size=batch_size)
+        confidence = probs.max(axis=1).astype(np.float64) if len(probs) else np.zeros(0)
+        zeros = np.zeros(len(probs))
+        return Scores(probs, confidence, 1.0 - confidence, zeros, zeros, zeros + 1.0, zeros)
+
     def _logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """float32 logits of one padded batch, from ONNX Runtime or torch."""
         if self.scorer is not None:
@@ -244,6 +279,97 @@ class Predictor:
                 torch.from_numpy(attention_mask).to(self.device),
             )
         return logits.float().cpu().numpy()
+
+
+class CommitteePredictor:
+    """The cross-fitted members of a model version, served together.
+
+    Probabilities are the members' mean; confidence is the version's confidence model applied to
+    (mean top probability, labelled or not, novelty against the labelled texts, direction-twin
+    disagreement); see modeling.uncertainty.
+    """
+
+    def __init__(
+        self,
+        *,
+        members: list[Predictor],
+        confidence_model: ConfidenceModel,
+        labelled: LabelledSet,
+        direction_probe: bool,
+        model_dir: Path,
+    ):
+        self.members = members
+        self.confidence_model = confidence_model
+        self.labelled = labelled
+        self.direction_probe = direction_probe
+        self.model_dir = model_dir
+        self.classes = members[0].classes
+        self.backend = members[0].backend
+        self.quantized = members[0].quantized
+        self.device = members[0].device
+        self.model = members[0].model
+
+    @classmethod
+    def from_folder(
+        cls, model_dir: Path, info: ModelVersionInfo, members: list[Predictor]
+    ) -> CommitteePredictor:
+        committee = info.extra["committee"]
+        document = json.loads((Path(model_dir) / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        return cls(
+            members=members,
+            confidence_model=ConfidenceModel.from_dict(committee["confidence_model"]),
+            labelled=LabelledSet.from_dict(document),
+            direction_probe=bool(committee.get("direction_probe")),
+            model_dir=Path(model_dir),
+        )
+
+    def _member_probs(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        """(members, n, C)."""
+        return np.stack([m.predict_batch(texts, batch_size=batch_size) for m in self.members])
+
+    def predict_proba(
+        self, texts: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Iterator[np.ndarray]:
+        """The committee's mean probability vector per text, in input order (windowed)."""
+        iterator = iter(texts)
+        while window := list(islice(iterator, WINDOW_SIZE)):
+            yield from self.predict_batch(window, batch_size=batch_size)
+
+    def predict_batch(
+        self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """Mean probabilities of the members, shape (len(texts), len(classes))."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self._member_probs(texts, batch_size).mean(axis=0).astype(np.float32)
+
+    def score(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> Scores:
+        """Probabilities, calibrated confidence, uncertainty and its signals for each text."""
+        texts = list(texts)
+        if not texts:
+            empty = np.zeros(0)
+            return Scores(np.zeros((0, len(self.classes)), np.float32), *([empty] * 6))
+        member_probs = self._member_probs(texts, batch_size)
+        mean = member_probs.mean(axis=0)
+        twin_probs = None
+        if self.direction_probe:
+            twins = [direction_twin(text) for text in texts]
+            rows = [i for i, twin in enumerate(twins) if twin is not None]
+            twin_probs = np.full(mean.shape, np.nan)
+            if rows:
+                twin_probs[rows] = self._member_probs([twins[i] for i in rows], batch_size).mean(0)
+        direction = direction_disagreement(mean, twin_probs)
+        label_of = self.labelled.label_of(texts)
+        seen = (label_of != -2).astype(np.float64)
+        novel = self.labelled.novelty(texts)
+        agreement = vote_share(member_probs, mean)
+        features = feature_matrix(mean, novel, direction)
+        confidence = self.confidence_model.confidence(features, mean.argmax(axis=1), label_of)
+        confidence = np.clip(confidence, 0.0, 1.0)
+        return Scores(
+            mean.astype(np.float32), confidence, 1.0 - confidence, novel, direction, agreement, seen
+        )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -9,22 +9,27 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
-    """ECE of the top-class confidence with equal-width bins; 0.0 for an empty set."""
+    """ECE of the top-class probability with equal-width bins; 0.0 for an empty set."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     if len(labels) == 0:
         return 0.0
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-    # Bin i covers (edges[i], edges[i+1]]; a confidence of exactly 0 cannot occur with softmax.
+    return confidence_ece(probs.max(axis=1), probs.argmax(axis=1) == labels, n_bins)
+
+
+def confidence_ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """ECE of a stated P(correct) against what was correct; bins (edges[i], edges[i+1]]."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(correct) == 0:
+        return 0.0
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
     ece = 0.0
     for b in range(n_bins):
         in_bin = bins == b
         if in_bin.any():
-            gap = abs(correct[in_bin].mean() - confidence[in_bin].mean())
-            ece += in_bin.mean() * gap
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
 
 

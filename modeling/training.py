@@ -1,17 +1,20 @@
-"""LoRA fine-tuning of a backbone classifier on blinded texts, with calibration and early stopping.
+"""LoRA fine-tuning of a committee of backbone classifiers on blinded texts, cross-fitted.
 
-The loop reads top to bottom: split -> build -> for each epoch (shuffle, steps, validate, early
-stop) -> restore the best weights -> fit temperature -> metrics -> save the model version.
+The loop reads top to bottom: assign folds -> build -> for each member (fresh adapter, epochs of
+shuffled steps, score the held-out fold) -> fit the confidence model out of fold -> metrics ->
+save the model version with its members.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +22,15 @@ import torch
 from torch.nn import functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from modeling.artifacts import data_fingerprint, save_model_version
-from modeling.calibration import fit_temperature, softmax_with_temperature
-from modeling.checkpoints import LoopState, load_checkpoint, peek_checkpoint, save_checkpoint
+from modeling.artifacts import OOF_FILE, data_fingerprint, save_model_version, write_json_atomic
+from modeling.calibration import softmax_with_temperature
+from modeling.checkpoints import (
+    CheckpointMismatch,
+    LoopState,
+    load_checkpoint,
+    peek_checkpoint,
+    save_checkpoint,
+)
 from modeling.classifier import (
     MeanPoolClassifier,
     build_classifier,
@@ -31,8 +40,16 @@ from modeling.classifier import (
 from modeling.config import TrainConfig
 from modeling.devices import resolve_device
 from modeling.encoding import encode, pad_batch, pad_id_of
-from modeling.metrics import classification_metrics, expected_calibration_error
-from modeling.splitting import stratified_split
+from modeling.metrics import classification_metrics, confidence_ece
+from modeling.uncertainty import (
+    ConfidenceModel,
+    LabelledSet,
+    direction_disagreement,
+    direction_twin,
+    feature_matrix,
+    fit_confidence_model,
+    text_key,
+)
 
 
 @dataclass(frozen=True)
@@ -167,60 +184,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=generator).tolist()
 
 
-def evaluate_epoch(
-    model: MeanPoolClassifier,
-    state: LoopState,
-    val: Sequence[Sequence[int]],
-    val_y: np.ndarray,
-    pad_id: int,
-    batch_size: int,
-) -> LoopState:
-    """Validate after an epoch and update best weights / patience bookkeeping."""
-    epochs_run = state.epoch + 1
-    if len(val_y) == 0:
-        return replace(
-            state, epochs_run=epochs_run, best_epoch=epochs_run, best_state=trainable_state(model)
-        )
-    logits = predict_logits(model, val, pad_id, batch_size)
-    loss = float(F.cross_entropy(torch.as_tensor(logits), torch.as_tensor(val_y)).item())
-    f1 = classification_metrics(val_y, logits.argmax(axis=1), range(logits.shape[1]))["macro_f1"]
-    # Ties on macro-F1 are common on small validation sets; a lower loss then still counts.
-    improved = f1 > state.best_f1 + 1e-9 or (
-        abs(f1 - state.best_f1) <= 1e-9 and loss < state.best_loss - 1e-4
-    )
-    if improved:
-        return replace(
-            state,
-            epochs_run=epochs_run,
-            best_f1=f1,
-            best_loss=loss,
-            best_epoch=epochs_run,
-            stale_epochs=0,
-            best_state=trainable_state(model),
-        )
-    return replace(state, epochs_run=epochs_run, stale_epochs=state.stale_epochs + 1)
-
-
-def final_metrics(
-    model: MeanPoolClassifier,
-    sequences: Sequence[Sequence[int]],
-    y: np.ndarray,
-    classes: list[str],
-    pad_id: int,
-    batch_size: int,
-) -> tuple[float, dict]:
-    """Fit the temperature on these (validation) texts and compute the reported metrics."""
-    logits = predict_logits(model, sequences, pad_id, batch_size)
-    temperature = fit_temperature(logits, y)
-    before = softmax_with_temperature(logits, 1.0)
-    after = softmax_with_temperature(logits, temperature)
-    metrics = classification_metrics(y, after.argmax(axis=1), classes)
-    metrics["ece_before"] = expected_calibration_error(before, y)
-    metrics["ece_after"] = expected_calibration_error(after, y)
-    metrics["temperature"] = temperature
-    return temperature, metrics
-
-
 @dataclass(frozen=True)
 class _Phase:
     """One pass of the training loop: which texts, how many epochs, validated or not."""
@@ -231,8 +194,6 @@ class _Phase:
     epochs: int
     weights: torch.Tensor | None  # per class
     sample_weights: torch.Tensor | None  # per example (repeated texts share one unit)
-    val_seqs: list = field(default_factory=list)
-    val_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def steps(self, batch_size: int) -> int:
         """Optimisation steps of the whole phase."""
@@ -249,7 +210,7 @@ class _Loop:
     identity: dict
     checkpoint_dir: Path | None
     on_progress: ProgressCallback | None
-    planned_refit_steps: int  # added to phase 0's total while the refit's length is unknown
+    total_steps: int  # of all phases together (progress is one bar over the whole training)
 
     @property
     def checkpointing(self) -> bool:
@@ -267,16 +228,13 @@ class _Loop:
             state = load_checkpoint(
                 Path(self.checkpoint_dir), self.identity, model, optimizer, scheduler
             )
-        validated = len(phase.val_y) > 0
         device = model_device(model)
         targets = torch.as_tensor(phase.y).to(device)
         weights = phase.weights.to(device) if phase.weights is not None else None
         sample_weights = (
             phase.sample_weights.to(device) if phase.sample_weights is not None else None
         )
-        total_steps = state.phase_start_step + phase_steps
-        if phase.number == 0:
-            total_steps += self.planned_refit_steps
+        total_steps = self.total_steps
         model.train()
         while state.epoch < phase.epochs:
             order = epoch_order(len(phase.seqs), config.seed + phase.number, state.epoch)
@@ -305,17 +263,106 @@ class _Loop:
                         optimizer,
                         scheduler,
                     )
-            stop = False
-            if phase.number == 0:
-                state = evaluate_epoch(
-                    model, state, phase.val_seqs, phase.val_y, self.pad_id, config.batch_size
-                )
-                patience = config.early_stopping_patience  # 0 = never stop early
-                stop = validated and patience > 0 and state.stale_epochs >= patience
-            state = replace(state, epoch=state.epoch + 1, batches_done=0)
-            if stop:
-                break
+            state = replace(
+                state, epoch=state.epoch + 1, epochs_run=state.epochs_run + 1, batches_done=0
+            )
         return state
+
+
+def assign_folds(
+    labels: np.ndarray, texts: Sequence[str], folds: int, seed: int
+) -> tuple[np.ndarray, str]:
+    """Fold number per example (grouped by text, stratified by class) and a note.
+
+    A text never sits in two folds, so its out-of-fold prediction comes from a member that never
+    saw it. The number of folds is lowered to the smallest class's count of distinct texts when
+    that is below ``folds``; below 2 there is no cross-fitting (every example gets fold -1, one
+    member trains on everything) and the note says why.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    distinct = {}
+    for text, label in zip(texts, labels.tolist(), strict=True):
+        distinct.setdefault(label, set()).add(text)
+    fewest = min(len(group) for group in distinct.values())
+    k = min(folds, fewest)
+    if folds < 2 or k < 2 or len(distinct) < 2:
+        why = "folds < 2" if folds < 2 else f"a class has {fewest} distinct text(s)"
+        note = f"no cross-fitting: {why}; one model trained on all labels, no out-of-fold score"
+        return np.full(len(labels), -1, dtype=np.int64), note
+    note = (
+        ""
+        if k == folds
+        else f"{k} folds instead of {folds}: a class has only {fewest} distinct texts"
+    )
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    assignment = np.empty(len(labels), dtype=np.int64)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups=texts)):
+        assignment[held] = fold
+    return assignment, note
+
+
+def _fold_file(checkpoint_dir: Path, fold: int) -> Path:
+    return Path(checkpoint_dir) / f"member-{fold}.safetensors"
+
+
+def _save_member(path: Path, identity: dict, state: dict[str, torch.Tensor], oof: dict) -> None:
+    """A finished member and its out-of-fold scores, atomically (what a resume skips)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    meta = {"oof": json.dumps(oof), "identity": json.dumps(identity, sort_keys=True)}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), meta)
+    os.replace(tmp, path)
+
+
+def _load_member(path: Path, identity: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """A finished member of THIS run (same config, classes and data), else CheckpointMismatch."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        if meta.get("identity") != json.dumps(json.loads(json.dumps(identity)), sort_keys=True):
+            raise CheckpointMismatch(
+                f"{path} belongs to another training run (config, classes or data differ); "
+                "use a fresh checkpoint folder"
+            )
+        oof = json.loads(meta["oof"])
+        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    return state, oof
+
+
+def _score_texts(
+    model: MeanPoolClassifier, tokenizer, texts: Sequence[str], config: TrainConfig, pad_id: int
+) -> np.ndarray:
+    """Probabilities of (distinct) texts under the model's current weights."""
+    if not texts:
+        return np.zeros((0, model.head.out_features), dtype=np.float32)
+    logits = predict_logits(model, encode(tokenizer, list(texts), config.max_length), pad_id, 64)
+    return softmax_with_temperature(logits, 1.0)
+
+
+def _out_of_fold(
+    model, tokenizer, config, pad_id, held_texts: list[str], train_texts: Sequence[str], probe: bool
+) -> dict:
+    """The member's scores of the texts it did not see, with novelty against what it saw."""
+    probs = _score_texts(model, tokenizer, held_texts, config, pad_id)
+    twins = [direction_twin(t) if probe else None for t in held_texts]
+    with_twin = [i for i, twin in enumerate(twins) if twin is not None]
+    twin_probs = np.full(probs.shape, np.nan, dtype=np.float64)
+    if with_twin:
+        scored = _score_texts(model, tokenizer, [twins[i] for i in with_twin], config, pad_id)
+        twin_probs[with_twin] = scored
+    labelled = LabelledSet.of(train_texts)
+    if labelled.seen(held_texts).any():
+        raise AssertionError("a held-out text is in its member's training texts")
+    return {
+        "texts": held_texts,
+        "probs": probs.tolist(),
+        "direction": direction_disagreement(probs, twin_probs).tolist(),
+        "novelty": labelled.novelty(held_texts).tolist(),
+    }
 
 
 def train(
@@ -328,24 +375,23 @@ def train(
     checkpoint_dir: Path | None = None,
     device: str | None = None,
 ) -> TrainResult:
-    """Fine-tune, calibrate and save a model version to ``out_dir``; returns its metrics.
+    """Cross-fit a committee, fit its confidence model out of fold, save the model version.
 
-    Phase 0 trains on the stratified, text-grouped train split and validates every epoch (early
-    stopping keeps the best epoch). With ``config.refit_on_all`` and a non-empty validation split,
-    phase 1 then trains a fresh adapter on ALL examples for ``config.epochs`` epochs; that refit
-    is what gets saved. The temperature and every reported metric come from phase 0's best weights
-    on the held-out split (an honest estimate of the procedure; the refit has seen those texts).
-    Why the full epoch budget and not phase 0's best epoch: the split holds whole sentence
-    patterns out, and on templated data the held-out score often peaks at epoch 1 and stays flat
-    (a held-out pattern whose verb contradicts its class is not learnable from the others), so
-    "best epoch" says little; measured: a refit of best_epoch=1 epochs fitted only 73.5 % of its
-    own 212 labels. The human labels are authoritative, so the refit fits them.
+    The labelled texts are split into ``config.folds`` folds (grouped by text, stratified by
+    class; see assign_folds). Member k trains a fresh LoRA adapter on every fold but k for
+    ``config.epochs`` epochs and scores fold k, which it never saw: those out-of-fold predictions
+    are the version's honest score (accuracy, macro-F1, per class, confusion matrix) and the data
+    the confidence model (modeling.uncertainty) is fitted on. The members are served together:
+    the version's probabilities are their mean, so the score, the fitted confidence model and
+    what is served belong to the same committee. The in-sample fit of the committee is reported
+    beside the out-of-fold score.
 
     ``device``: see modeling.devices.resolve_device (default ``auto``: a CUDA GPU when present).
 
     Side effects: writes the model version folder and, with ``checkpoint_dir`` and
-    ``config.checkpoint_every_steps > 0``, a checkpoint there. Safe to run twice: a second call
-    with the same checkpoint_dir resumes (in either phase) and reaches the same weights.
+    ``config.checkpoint_every_steps > 0``, checkpoints and finished members there. Safe to run
+    twice: a second call with the same checkpoint_dir resumes (finished members are reloaded, the
+    member in progress continues from its checkpoint) and reaches the same weights.
     """
     started = time.perf_counter()
     target_device = resolve_device(device)
@@ -354,50 +400,34 @@ def train(
     labels = np.asarray([index[e.label] for e in examples], dtype=np.int64)
     fingerprint = data_fingerprint((e.text, e.label) for e in examples)
     texts = [e.text for e in examples]
-    train_idx, val_idx = stratified_split(
-        labels.tolist(), config.validation_fraction, config.seed, groups=texts
-    )
+    assignment, fold_note = assign_folds(labels, texts, config.folds, config.seed)
+    fold_ids = sorted(set(assignment.tolist()))
+    probe = config.direction_probe and len(classes) == 2
     with deterministic_torch(config.seed):
         tokenizer, model = build_classifier(config, len(classes))
         model = model.to(target_device)
-        initial = trainable_state(model)  # the refit starts from the same initial adapter
+        initial = trainable_state(model)  # every member starts from the same initial adapter
         pad_id = pad_id_of(tokenizer)
         sequences = encode(tokenizer, texts, config.max_length)
-
         balance = config.balance_repeated_texts
 
-        def weights_for(idx: Sequence[int]) -> torch.Tensor | None:
-            if not config.class_weighting:
-                return None
+        def phase_for(number: int, idx: list[int]) -> _Phase:
             ids = labels[idx].tolist()
             if balance:
                 ids = distinct_label_ids([texts[i] for i in idx], ids)
-            return class_weights(ids, len(classes))
+            return _Phase(
+                number=number,
+                seqs=[sequences[i] for i in idx],
+                y=labels[idx],
+                epochs=config.epochs,
+                weights=class_weights(ids, len(classes)) if config.class_weighting else None,
+                sample_weights=repeat_weights([texts[i] for i in idx]) if balance else None,
+            )
 
-        def sample_weights_for(idx: Sequence[int]) -> torch.Tensor | None:
-            return repeat_weights([texts[i] for i in idx]) if balance else None
-
-        everything = list(range(len(examples)))
-
-        select = _Phase(
-            number=0,
-            seqs=[sequences[i] for i in train_idx],
-            y=labels[train_idx],
-            epochs=config.epochs,
-            weights=weights_for(train_idx),
-            sample_weights=sample_weights_for(train_idx),
-            val_seqs=[sequences[i] for i in val_idx],
-            val_y=labels[val_idx],
-        )
-        refit_phase = _Phase(
-            number=1,
-            seqs=sequences,
-            y=labels,
-            epochs=config.epochs,
-            weights=weights_for(everything),
-            sample_weights=sample_weights_for(everything),
-        )
-        refit = config.refit_on_all and len(val_idx) > 0
+        trains = {f: [i for i in range(len(texts)) if assignment[i] != f] for f in fold_ids}
+        if fold_ids == [-1]:
+            trains = {-1: list(range(len(texts)))}
+        phases = [phase_for(n, trains[f]) for n, f in enumerate(fold_ids)]
         loop = _Loop(
             model=model,
             config=config,
@@ -405,49 +435,146 @@ def train(
             identity={"config": config.to_dict(), "classes": classes, "data": fingerprint},
             checkpoint_dir=checkpoint_dir,
             on_progress=on_progress,
-            planned_refit_steps=refit_phase.steps(config.batch_size) if refit else 0,
+            total_steps=sum(p.steps(config.batch_size) for p in phases),
         )
         resumed = peek_checkpoint(Path(checkpoint_dir)) if loop.checkpointing else None
         state = LoopState()
-        if resumed is None or resumed.phase == 0:
-            state = loop.run(select, state, resume=resumed is not None)
-        final_state = state.best_state
-        if refit:
-            in_refit = resumed is not None and resumed.phase == 1
-            if not in_refit:
-                load_trainable_state(model, initial)
-                torch.manual_seed(config.seed + 1)
+        members: list[dict[str, torch.Tensor]] = []
+        oof: dict[str, dict] = {}  # text -> the out-of-fold scores of that text
+        for phase, fold in zip(phases, fold_ids, strict=True):
+            saved = _fold_file(checkpoint_dir, phase.number) if loop.checkpointing else None
+            if saved is not None and saved.is_file():
+                member, scores = _load_member(saved, loop.identity)
                 state = replace(
-                    state, phase=1, epoch=0, batches_done=0, phase_start_step=state.step
+                    state,
+                    step=state.step + phase.steps(config.batch_size),
+                    epochs_run=state.epochs_run + phase.epochs,
                 )
-            state = loop.run(refit_phase, state, resume=in_refit)
-            final_state = trainable_state(model)
-        load_trainable_state(model, state.best_state)
-        # Without a validation split, calibrate and report on the training texts (flagged).
-        eval_seqs, eval_y = (
-            (select.val_seqs, select.val_y) if len(select.val_y) else (select.seqs, select.y)
+            else:
+                in_this = resumed is not None and resumed.phase == phase.number
+                if not in_this:
+                    load_trainable_state(model, initial)
+                    torch.manual_seed(config.seed + phase.number)
+                    state = replace(
+                        state,
+                        phase=phase.number,
+                        epoch=0,
+                        batches_done=0,
+                        phase_start_step=state.step,
+                    )
+                state = loop.run(phase, state, resume=in_this)
+                member = trainable_state(model)
+                held = (
+                    []
+                    if fold == -1
+                    else list(
+                        dict.fromkeys(texts[i] for i in range(len(texts)) if assignment[i] == fold)
+                    )
+                )
+                train_texts = [texts[i] for i in trains[fold]]
+                scores = _out_of_fold(model, tokenizer, config, pad_id, held, train_texts, probe)
+                if saved is not None:
+                    _save_member(saved, loop.identity, member, scores)
+            members.append(member)
+            for i, text in enumerate(scores["texts"]):
+                oof[text] = {k: scores[k][i] for k in ("probs", "direction", "novelty")}
+
+        metrics, confidence_model = _committee_metrics(
+            examples, labels, classes, oof, members, model, tokenizer, config, pad_id, probe
         )
-        temperature, metrics = final_metrics(
-            model, eval_seqs, eval_y, classes, pad_id, config.batch_size
-        )
+        fit_rows = metrics.pop("_fit_rows", None)
         metrics.update(
-            n_train=len(select.seqs),
-            n_val=len(select.val_seqs),
+            folds=len(members) if fold_ids != [-1] else 0,
+            cross_fit_note=fold_note,
+            direction_probe=probe,
+            n_train=len(texts),
+            n_distinct_texts=len(set(texts)),
             epochs_run=state.epochs_run,
-            best_epoch=state.best_epoch,
-            evaluated_on="validation" if len(select.val_y) else "train",
-            refit_on_all=refit,
-            n_refit=len(sequences) if refit else 0,
             device=str(target_device),
             train_seconds=round(time.perf_counter() - started, 3),
         )
         save_model_version(
             Path(out_dir),
-            state=final_state,
+            state=members[0],
             classes=classes,
-            temperature=temperature,
+            temperature=1.0,
             config=config,
             metrics=metrics,
             fingerprint=fingerprint,
+            committee={
+                "members": members,
+                "confidence_model": confidence_model.to_dict(),
+                "direction_probe": probe,
+                "labelled": LabelledSet.of(texts, labels.tolist()).to_dict(),
+            },
         )
+        if fit_rows is not None:
+            predictions = {text_key(t): int(np.argmax(v["probs"])) for t, v in oof.items()}
+            write_json_atomic(
+                Path(out_dir) / OOF_FILE, {"fit_rows": fit_rows, "predictions": predictions}
+            )
     return TrainResult(artifact_dir=Path(out_dir), metrics=metrics)
+
+
+def _committee_metrics(
+    examples, labels, classes, oof, members, model, tokenizer, config, pad_id, probe
+) -> tuple[dict, ConfidenceModel]:
+    """Out-of-fold score, the committee's in-sample fit, and the confidence model.
+
+    The confidence model's regression is fitted on the out-of-fold rows, one per distinct text
+    (a text none of the scoring member's training texts was; novelty against that member's
+    texts): that is the regime of every text nobody labelled. For labelled texts it uses the
+    committee's in-sample accuracy over the labelled rows (see ConfidenceModel.confidence).
+    """
+    texts = [e.text for e in examples]
+    y = labels
+    distinct = list(dict.fromkeys(texts))
+    row_of = {t: i for i, t in enumerate(distinct)}
+    member_probs = []
+    for member in members:
+        load_trainable_state(model, member)
+        member_probs.append(_score_texts(model, tokenizer, distinct, config, pad_id))
+    mean = np.mean(member_probs, axis=0)
+    fitted = mean[[row_of[t] for t in texts]].argmax(axis=1)
+    in_sample = classification_metrics(y, fitted, classes)
+    right = int((fitted == y).sum())
+    seen_accuracy = (right + 0.5) / (len(y) + 1.0)
+    metrics: dict = {}
+    if oof:
+        # Scores per labelled example (repeated texts count as often as they were labelled).
+        probs = np.asarray([oof[t]["probs"] for t in texts])
+        feats = feature_matrix(
+            probs,
+            [oof[t]["novelty"] for t in texts],
+            np.asarray([oof[t]["direction"] for t in texts]),
+        )
+        correct = probs.argmax(axis=1) == y
+        # Fitted on distinct texts: a pattern labelled 12 times is one piece of evidence.
+        first_row: dict[str, int] = {}
+        for i, text in enumerate(texts):
+            first_row.setdefault(text, i)
+        rows = list(first_row.values())
+        confidence_model = fit_confidence_model(
+            feats[rows], correct[rows], seen_accuracy=seen_accuracy
+        )
+        # Kept for ablations (bench/uncertainty.py refits on subsets of the features).
+        metrics["_fit_rows"] = {
+            "features": feats[rows].tolist(),
+            "correct": correct[rows].tolist(),
+            "seen_accuracy": seen_accuracy,
+        }
+        metrics.update(classification_metrics(y, probs.argmax(axis=1), classes))
+        metrics["evaluated_on"] = "out-of-fold"
+        metrics["ece"] = confidence_ece(confidence_model.predict(feats), correct)
+        metrics["ece_softmax"] = confidence_ece(probs.max(axis=1), correct)
+    else:
+        confidence_model = fit_confidence_model(
+            np.zeros((0, 3)), np.zeros(0, dtype=bool), seen_accuracy=seen_accuracy
+        )
+        metrics.update(
+            {k: in_sample[k] for k in ("accuracy", "macro_f1", "per_class", "confusion_matrix")}
+        )
+        metrics["evaluated_on"] = "in-sample (no cross-fitting)"
+    metrics["in_sample"] = {"accuracy": in_sample["accuracy"], "macro_f1": in_sample["macro_f1"]}
+    metrics["confidence_model"] = confidence_model.to_dict()
+    return metrics, confidence_model

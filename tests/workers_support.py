@@ -76,7 +76,7 @@ def train_tiny_artifact(out_dir: Path, *, epochs: int = 3) -> Path:
     from modeling.training import TrainExample, train
 
     examples = [TrainExample(text, cls) for cls, text in ALL_PATTERNS] * 4
-    config = TrainConfig(backbone="tiny-random-bert", epochs=epochs, validation_fraction=0.25)
+    config = TrainConfig(backbone="tiny-random-bert", epochs=epochs)
     train(examples, classes=list(PATTERNS), config=config, out_dir=out_dir)
     return out_dir
 

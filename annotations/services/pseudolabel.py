@@ -46,9 +46,8 @@ from annotations.services.runs import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from modeling.inference import Predictor
+    from modeling.uncertainty import Scores
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +355,10 @@ class PredictionValues:
     confidence: float
     margin: float
     probabilities: list[float]
-    copy_suffix: str  # "\t<class>\t<confidence>\t<margin>\t<probabilities json>\n"
+    uncertainty: float
+    signals: dict
+    # "\t<class>\t<confidence>\t<margin>\t<probabilities json>\t<uncertainty>\t<signals>\n"
+    copy_suffix: str
 
 
 class ScoreCache:
@@ -386,9 +388,9 @@ class ScoreCache:
                 self._values.move_to_end(text)
                 found[text] = value
         if missing:
-            probs = self.predictor.predict_batch(missing)
+            scores = self.predictor.score(missing)
             for text, value in zip(
-                missing, _prediction_values(probs, list(self.predictor.classes)), strict=True
+                missing, prediction_values(scores, list(self.predictor.classes)), strict=True
             ):
                 found[text] = value
                 self._values[text] = value
@@ -412,22 +414,35 @@ def score_cache(predictor: Predictor) -> ScoreCache:
     return cache
 
 
-def _prediction_values(probs: np.ndarray, classes: list[str]) -> list[PredictionValues]:
-    """Class, confidence (max), margin (top1 - top2) and JSON, computed once per distinct text."""
+def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValues]:
+    """Class, calibrated confidence, margin (top1 - top2), uncertainty, signals and JSON, once per
+    distinct text."""
     import numpy as np
 
-    probs = np.clip(probs.astype(np.float64), 0.0, 1.0)
+    probs = np.clip(scores.probabilities.astype(np.float64), 0.0, 1.0)
     order = np.sort(probs, axis=1)
     top1 = order[:, -1]
     top2 = order[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
     best = probs.argmax(axis=1)
+    confidence = np.clip(np.asarray(scores.confidence, dtype=np.float64), 0.0, 1.0)
     values = []
-    for row, k, conf, margin in zip(
-        probs.tolist(), best.tolist(), top1.tolist(), (top1 - top2).tolist(), strict=True
+    for i, (row, k, margin) in enumerate(
+        zip(probs.tolist(), best.tolist(), (top1 - top2).tolist(), strict=True)
     ):
         name = classes[k]
-        suffix = f"\t{_copy_escape(name)}\t{conf!r}\t{margin!r}\t{json.dumps(row)}\n"
-        values.append(PredictionValues(name, conf, margin, row, suffix))
+        conf = float(confidence[i])
+        uncertainty = 1.0 - conf
+        signals = {
+            "seen": float(scores.seen[i]),
+            "novelty": round(float(scores.novelty[i]), 4),
+            "direction": round(float(scores.direction[i]), 4),
+            "agreement": round(float(scores.agreement[i]), 4),
+        }
+        suffix = (
+            f"\t{_copy_escape(name)}\t{conf!r}\t{margin!r}\t{json.dumps(row)}"
+            f"\t{uncertainty!r}\t{_copy_escape(json.dumps(signals))}\n"
+        )
+        values.append(PredictionValues(name, conf, margin, row, uncertainty, signals, suffix))
     return values
 
 
@@ -451,7 +466,10 @@ def write_predictions(
 
 
 _STAGE = "ddi_prediction_stage"
-_COLUMNS = "(interaction_id, model_version_id, predicted_class, confidence, margin, probabilities)"
+_COLUMNS = (
+    "(interaction_id, model_version_id, predicted_class, confidence, margin, probabilities, "
+    "uncertainty, signals)"
+)
 
 
 def _write_predictions_copy(
@@ -482,7 +500,8 @@ def _write_predictions_copy(
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (interaction_id bigint, "
             "model_version_id bigint, predicted_class varchar(100), confidence double precision, "
-            "margin double precision, probabilities jsonb) ON COMMIT DELETE ROWS"
+            "margin double precision, probabilities jsonb, uncertainty double precision, "
+            "signals jsonb) ON COMMIT DELETE ROWS"
         )
         with cursor.cursor.copy(f"COPY {_STAGE} {_COLUMNS} FROM STDIN") as copy:
             copy.write(payload)
@@ -506,6 +525,8 @@ def _write_predictions_orm(
             confidence=values[text].confidence,
             margin=values[text].margin,
             probabilities=values[text].probabilities,
+            uncertainty=values[text].uncertainty,
+            signals=values[text].signals,
         )
         for i, text in rows
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from modeling.cli import main
 
 ROWS = [
@@ -67,7 +69,7 @@ def test_train_predict_evaluate(tmp_path, capsys):
         == 0
     )
     trained = json.loads(capsys.readouterr().out)
-    assert trained["n_train"] + trained["n_val"] == len(ROWS)
+    assert trained["n_train"] == len(ROWS)
     saved = json.loads((model_dir / "model.json").read_text())
     assert saved["train_config"]["lora_r"] == 4
     assert saved["train_config"]["target_modules"] == ["query", "value"]
@@ -83,7 +85,10 @@ def test_train_predict_evaluate(tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(ROWS)
     assert list(rows[0])[:4] == ["Drug 1", "Drug 2", "Interaction Description", "label"]
-    assert {"predicted_label", "confidence", "p_Antagonistic", "p_Synergistic"} <= set(rows[0])
+    assert {"predicted_label", "confidence", "uncertainty", "why_unsure"} <= set(rows[0])
+    assert {"p_Antagonistic", "p_Synergistic"} <= set(rows[0])
+    for row in rows:
+        assert float(row["uncertainty"]) == pytest.approx(1.0 - float(row["confidence"]), abs=2e-6)
     assert rows[0]["Drug 1"] == "Aspirin"
     total = float(rows[0]["p_Antagonistic"]) + float(rows[0]["p_Synergistic"])
     assert abs(total - 1.0) < 1e-4

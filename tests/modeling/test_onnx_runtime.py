@@ -23,11 +23,16 @@ from modeling.onnx_runtime import (
 )
 
 
+def _one_member(tiny_model):
+    """A committee member's folder: ONNX export and its int8 gate work per model (per member)."""
+    return tiny_model[0].artifact_dir / "members" / "0"
+
+
 @pytest.fixture(scope="module")
 def exported_model(tiny_model, tmp_path_factory):
     """A copy of the tiny model version with its ONNX files exported once."""
     model_dir = tmp_path_factory.mktemp("onnx-model") / "model"
-    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    shutil.copytree(_one_member(tiny_model), model_dir)
     export_onnx(model_dir)
     return model_dir
 
@@ -62,7 +67,7 @@ def test_onnx_fp32_gives_the_same_probabilities_as_torch_for_any_batch_size(
 
 def test_first_onnx_use_exports_into_the_model_folder(tiny_model, tmp_path):
     model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    shutil.copytree(_one_member(tiny_model), model_dir)
     assert not onnx_paths(model_dir)["fp32"].exists()
     predictor = Predictor.load(model_dir, backend="onnx")
     assert predictor.backend == "onnx"
@@ -117,7 +122,7 @@ def test_falls_back_to_torch_with_a_warning_when_the_export_fails(
     tiny_model, tmp_path, monkeypatch
 ):
     model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    shutil.copytree(_one_member(tiny_model), model_dir)
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("exporter exploded")

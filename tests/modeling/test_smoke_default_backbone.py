@@ -18,7 +18,7 @@ def test_train_save_load_predict_with_minilm(tmp_path):
     result = train(
         examples, classes=["Synergistic", "Antagonistic"], config=config, out_dir=tmp_path
     )
-    assert result.metrics["n_train"] == 10
+    assert result.metrics["n_train"] == 12 and result.metrics["evaluated_on"] == "out-of-fold"
     probs = Predictor.load(tmp_path).predict_batch([e.text for e in examples])
     assert probs.shape == (12, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)

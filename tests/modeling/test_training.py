@@ -1,4 +1,4 @@
-"""Training: round trip, determinism, N classes, class weighting, checkpoint resume."""
+"""Training: round trip, determinism, N classes, class weighting, cross-fitting, resume."""
 
 from __future__ import annotations
 
@@ -14,34 +14,39 @@ from modeling.classifier import build_classifier, load_trainable_state
 from modeling.config import TrainConfig
 from modeling.encoding import encode, pad_batch
 from modeling.inference import Predictor
-from modeling.splitting import stratified_split
-from modeling.training import class_weights, train
+from modeling.training import assign_folds, class_weights, train
 from tests.modeling.conftest import make_examples, tiny_config
 
 FIVE = ["mechanism", "effect", "advise", "int", "negative"]
 
 
-def test_saved_model_reproduces_probabilities_of_the_trained_weights(tiny_model):
+def test_saved_committee_reproduces_the_mean_probabilities_of_its_members(tiny_model):
     result, examples = tiny_model
     texts = [e.text for e in examples]
     info = json.loads((result.artifact_dir / MODEL_JSON).read_text())
     config = TrainConfig.from_dict(info["train_config"])
+    members = info["committee"]["members"]
+    assert len(members) == result.metrics["folds"] == 5
     # The weights as they were at the end of training, without merging: the reference.
-    _, model = build_classifier(config, 2)
-    state = load_file(str(result.artifact_dir / ADAPTER_FILE))
-    state.update(
-        {f"head.{k}": v for k, v in load_file(str(result.artifact_dir / HEAD_FILE)).items()}
-    )
-    load_trainable_state(model, state)
-    model.eval()
-    with torch.inference_mode():
-        ids, mask = pad_batch(encode(_tokenizer(), texts, config.max_length), 0)
-        expected = torch.softmax(model(ids, mask) / info["temperature"], dim=-1).numpy()
+    expected = []
+    for name in members:
+        _, model = build_classifier(config, 2)
+        folder = result.artifact_dir / name
+        state = load_file(str(folder / ADAPTER_FILE))
+        state.update({f"head.{k}": v for k, v in load_file(str(folder / HEAD_FILE)).items()})
+        load_trainable_state(model, state)
+        model.eval()
+        with torch.inference_mode():
+            ids, mask = pad_batch(encode(_tokenizer(), texts, config.max_length), 0)
+            expected.append(torch.softmax(model(ids, mask), dim=-1).numpy())
     first = Predictor.load(result.artifact_dir).predict_batch(texts)
-    second = Predictor.load(result.artifact_dir).predict_batch(texts)
+    second = Predictor.load(result.artifact_dir).predict_batch(texts)  # the round trip
     np.testing.assert_array_equal(first, second)
-    np.testing.assert_allclose(first, expected, atol=1e-5)
+    np.testing.assert_allclose(first, np.mean(expected, axis=0), atol=1e-5)
     assert first.dtype == np.float32 and first.shape == (len(texts), 2)
+    scores = Predictor.load(result.artifact_dir).score(texts)
+    np.testing.assert_array_equal(scores.probabilities, first)
+    np.testing.assert_allclose(scores.uncertainty, 1.0 - scores.confidence)
 
 
 def _tokenizer():
@@ -63,19 +68,23 @@ def test_model_json_records_what_a_model_version_needs(tiny_model):
         "macro_f1",
         "per_class",
         "confusion_matrix",
-        "ece_before",
-        "ece_after",
-        "temperature",
+        "evaluated_on",
+        "ece",
+        "ece_softmax",
+        "in_sample",
+        "folds",
+        "confidence_model",
         "n_train",
-        "n_val",
         "train_seconds",
         "epochs_run",
     ):
         assert key in result.metrics, key
+    assert result.metrics["evaluated_on"] == "out-of-fold"
     json.dumps(result.metrics)
-    # Only adapter and head: far smaller than the backbone.
-    sizes = sum(p.stat().st_size for p in result.artifact_dir.iterdir())
-    assert sizes < 200_000
+    # Adapters, heads and the n-grams of the labelled texts: no copy of the backbone.
+    files = [p for p in result.artifact_dir.rglob("*") if p.is_file()]
+    assert not any(p.suffix in {".bin", ".pt"} or p.name == "model.safetensors" for p in files)
+    assert sum(p.stat().st_size for p in files) < 1_000_000
 
 
 def test_same_seed_gives_identical_probabilities(tmp_path):
@@ -121,16 +130,34 @@ def test_unbalanced_training_with_and_without_weighting_runs(tmp_path):
             config=tiny_config(epochs=1, class_weighting=weighting),
             out_dir=tmp_path / str(weighting),
         )
-        assert result.metrics["n_train"] + result.metrics["n_val"] == 15
+        assert result.metrics["n_train"] == 15
 
 
-def test_stratified_split_keeps_tiny_classes_in_training():
-    train_idx, val_idx = stratified_split([0] * 10 + [1] * 2 + [2], 0.2, seed=1)
-    labels = [0] * 10 + [1] * 2 + [2]
-    assert sorted(train_idx + val_idx) == list(range(13))
-    assert [labels[i] for i in val_idx].count(0) == 2
-    assert [labels[i] for i in val_idx].count(1) == 1
-    assert 12 in train_idx  # the single example of class 2 trains
+def test_out_of_fold_predictions_never_come_from_a_member_that_saw_the_text():
+    texts = [f"t{i % 7}" for i in range(40)] + [f"u{i % 5}" for i in range(20)]
+    labels = np.asarray([0] * 40 + [1] * 20)
+    folds, note = assign_folds(labels, texts, folds=5, seed=3)
+    assert note == "" and set(folds.tolist()) == set(range(5))
+    for fold in range(5):
+        held = {texts[i] for i in range(len(texts)) if folds[i] == fold}
+        trained = {texts[i] for i in range(len(texts)) if folds[i] != fold}
+        assert held and held.isdisjoint(trained)
+        assert {labels[i] for i in range(len(texts)) if folds[i] == fold} == {0, 1}
+
+
+def test_fewer_distinct_texts_than_folds_lowers_the_folds_and_says_so(tmp_path):
+    folds, note = assign_folds(np.asarray([0, 0, 0, 1, 1, 1]), list("aabcdd"), 5, seed=1)
+    assert set(folds.tolist()) == {0, 1} and "2 folds instead of 5" in note
+    folds, note = assign_folds(np.asarray([0, 0, 1, 1]), ["a", "a", "b", "c"], 5, seed=1)
+    assert set(folds.tolist()) == {-1} and note.startswith("no cross-fitting")
+    # And training says so in its metrics instead of failing.
+    examples = [e for e in make_examples(["x", "y"], per_class=6)]
+    single = [examples[0]] * 3 + examples[6:]  # class x has one distinct text
+    result = train(single, classes=["x", "y"], config=tiny_config(epochs=1), out_dir=tmp_path)
+    assert result.metrics["folds"] == 0
+    assert result.metrics["cross_fit_note"].startswith("no cross-fitting")
+    assert result.metrics["evaluated_on"].startswith("in-sample")
+    assert Predictor.load(tmp_path).score([examples[0].text]).confidence.shape == (1,)
 
 
 def test_labels_outside_classes_are_rejected(tmp_path):
@@ -182,18 +209,20 @@ def kill_then_resume(examples, config, tmp_path, kill_when) -> tuple[list, list[
         checkpoint_dir=tmp_path / "ckpt",
         on_progress=lambda p: steps.append(p.step),
     )
-    for name in (ADAPTER_FILE, HEAD_FILE):
-        expected = load_file(str(tmp_path / "straight" / name))
-        resumed = load_file(str(tmp_path / "resumed" / name))
-        assert expected.keys() == resumed.keys()
-        for key in expected:
-            assert torch.equal(expected[key], resumed[key]), key
+    members = json.loads((tmp_path / "straight" / MODEL_JSON).read_text())["committee"]["members"]
+    for folder in ("", *members):
+        for name in (ADAPTER_FILE, HEAD_FILE):
+            expected = load_file(str(tmp_path / "straight" / folder / name))
+            resumed = load_file(str(tmp_path / "resumed" / folder / name))
+            assert expected.keys() == resumed.keys()
+            for key in expected:
+                assert torch.equal(expected[key], resumed[key]), (folder, key)
     return straight, steps
 
 
 def test_killed_training_resumes_from_checkpoint_to_the_same_weights(tmp_path):
     examples = make_examples(["x", "y"], per_class=10)
-    config = tiny_config(epochs=3, checkpoint_every_steps=2, early_stopping_patience=0)
+    config = tiny_config(epochs=3, checkpoint_every_steps=2)
 
     _, steps = kill_then_resume(examples, config, tmp_path, lambda p: p.step == 5)
 
@@ -222,47 +251,15 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         )
 
 
-def test_grouped_split_never_puts_one_text_on_both_sides():
-    texts = ["t1"] * 5 + ["t2"] * 5 + ["t3"] * 5 + ["u1"] * 3 + ["u2"] * 3
-    labels = [0] * 15 + [1] * 6
-    train_idx, val_idx = stratified_split(labels, 0.34, seed=3, groups=texts)
-    assert {texts[i] for i in train_idx}.isdisjoint({texts[i] for i in val_idx})
-    assert {labels[i] for i in val_idx} == {0, 1}
-    assert sorted(train_idx + val_idx) == list(range(21))
-
-
-def test_refit_trains_on_every_example_and_reports_the_selection_metrics(tmp_path):
-    examples = make_examples(["x", "y"], per_class=10)
-    results = {
-        refit: train(
-            examples,
-            classes=["x", "y"],
-            config=tiny_config(refit_on_all=refit),
-            out_dir=tmp_path / str(refit),
-        )
-        for refit in (False, True)
-    }
-    plain, refit = results[False].metrics, results[True].metrics
-    assert refit["refit_on_all"] is True and refit["n_refit"] == len(examples)
-    assert plain["refit_on_all"] is False and plain["n_refit"] == 0
-    assert refit["n_val"] > 0  # the grouped split held texts out of phase 0
-    # Metrics and temperature describe phase 0's best weights on the held-out split: identical.
-    for key in ("accuracy", "macro_f1", "confusion_matrix", "temperature", "best_epoch"):
-        assert refit[key] == plain[key], key
-    # ...while the saved weights are the refit's, trained on all examples.
-    saved = {k: load_file(str(tmp_path / str(k) / ADAPTER_FILE)) for k in (False, True)}
-    assert any(not torch.equal(saved[False][key], saved[True][key]) for key in saved[False])
-
-
-def test_training_killed_during_the_refit_resumes_in_the_refit_to_the_same_weights(tmp_path):
+def test_training_killed_in_a_later_member_resumes_there_to_the_same_weights(tmp_path):
     from modeling.checkpoints import peek_checkpoint
 
     examples = make_examples(["x", "y"], per_class=10)
-    config = tiny_config(epochs=3, checkpoint_every_steps=1, early_stopping_patience=0)
+    config = tiny_config(epochs=3, checkpoint_every_steps=1)
     stored = []
 
     def near_the_end(progress):
-        # Phase 0's total includes the planned refit, so this can only be true in the refit.
+        # One bar over all members: this is only true while the last member trains.
         if progress.step == progress.total_steps - 1:
             stored.append(peek_checkpoint(tmp_path / "ckpt"))
             return True
@@ -271,12 +268,18 @@ def test_training_killed_during_the_refit_resumes_in_the_refit_to_the_same_weigh
     straight, steps = kill_then_resume(examples, config, tmp_path, near_the_end)
 
     (checkpoint,) = stored
-    assert checkpoint.phase == 1 and checkpoint.step > checkpoint.phase_start_step > 0
-    assert steps[0] == checkpoint.step + 1  # resumed inside the refit, not from scratch
+    assert checkpoint.phase == 4 and checkpoint.step > checkpoint.phase_start_step > 0
+    assert steps[0] == checkpoint.step + 1  # finished members reloaded, not retrained
     assert steps[-1] == straight[-1].step == straight[-1].total_steps
     straight_json = json.loads((tmp_path / "straight" / MODEL_JSON).read_text())
     resumed_json = json.loads((tmp_path / "resumed" / MODEL_JSON).read_text())
-    assert straight_json["temperature"] == resumed_json["temperature"]
+    assert (
+        straight_json["metrics"]["confusion_matrix"] == resumed_json["metrics"]["confusion_matrix"]
+    )
+    assert (
+        straight_json["committee"]["confidence_model"]
+        == resumed_json["committee"]["confidence_model"]
+    )
 
 
 def test_repeated_texts_share_one_unit_of_weight():

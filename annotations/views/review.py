@@ -152,13 +152,13 @@ def review_next(request: HttpRequest, project_pk: int) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def review_item(request: HttpRequest, pk: int) -> HttpResponse:
     interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    held = labels.claim_interaction(interaction_id=interaction.pk, user=request.user)
+    # Read-only: a GET never claims (walking item pages used to lock the whole queue).
     return _render_pane(
         request,
         interaction.project,
         interaction,
         _filter_query(request.GET),
-        claimed_by_other=not held,
+        claimed_by_other=labels.claimed_by_other(interaction_id=interaction.pk, user=request.user),
     )
 
 

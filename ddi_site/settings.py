@@ -10,6 +10,7 @@ start without `SECRET_KEY` and `ALLOWED_HOSTS`.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "csp",  # Content Security Policy (see the block below)
+    "axes",  # login throttling by username and by client address (see the block below)
     "annotations",
 ]
 
@@ -82,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # Content Security Policy (see the block below)
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into a 429 page
 ]
 
 ROOT_URLCONF = "ddi_site.urls"
@@ -197,6 +200,26 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- Login throttling (django-axes) --------------------------------------------------------
+# Every login path (/accounts/login/, /admin/login/, /api/auth/token/) goes through
+# authenticate(), which axes guards: after LOGIN_FAILURE_LIMIT failures for one username, or
+# from one client address, further attempts answer 429 for LOGIN_COOLOFF_MINUTES (a correct
+# password included). The address is REMOTE_ADDR unless NUM_PROXIES reverse proxies are
+# declared; X-Forwarded-For is never trusted beyond them (ddi_site/client_ip.py).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ddi_site.client_ip.client_ip"
+AXES_IPWARE_PROXY_COUNT = None
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -204,6 +227,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Throttles key on REMOTE_ADDR unless proxies are declared (DRF's None trusts any header).
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

@@ -22,8 +22,15 @@ from annotations.api.throttling import LoginRateThrottle
     )
 )
 class ThrottledObtainAuthToken(ObtainAuthToken):
-    """POST username + password -> {"token": ...}. 10 tries a minute per client by default."""
+    """POST username + password -> {"token": ...}. 10 tries a minute per client by default,
+    and locked out (429) after LOGIN_FAILURE_LIMIT failures per username or address (axes)."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
     throttle_classes = [LoginRateThrottle]
+
+    def get_serializer_context(self):
+        # authenticate() gets Django's HttpRequest, not DRF's wrapper: django-axes marks a
+        # lockout on the request it is given, and its middleware (which turns the lockout into
+        # a 429) only sees the HttpRequest.
+        return {**super().get_serializer_context(), "request": self.request._request}

@@ -318,6 +318,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- ddi-curate ----------------------------------------------------------------------------------
 DDI_ARTIFACTS_DIR = Path(env.str("DDI_ARTIFACTS_DIR", default=str(VAR_DIR / "models")))
 DDI_BACKBONE = env.str("DDI_BACKBONE", default="all-minilm-l6-v2")
+# The backbones a run may name in its params (DDI_BACKBONE is always allowed): names or local
+# folders the deployment chose; anything else is refused as "unknown backbone".
+DDI_BACKBONES = env.list("DDI_BACKBONES", default=["all-minilm-l6-v2", "tiny-random-bert"])
 # Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
 DDI_DEVICE = env.str("DDI_DEVICE", default="auto")
 DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)

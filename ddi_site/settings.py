@@ -9,6 +9,7 @@ start without `SECRET_KEY` and `ALLOWED_HOSTS`.
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -26,15 +27,40 @@ if DDI_ENV not in {"development", "production"}:
 IS_PRODUCTION = DDI_ENV == "production"
 
 VAR_DIR = Path(env.str("DDI_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` owner-only (0700), and tighten it if an older install left it open: var/
+    holds the SQLite file (password hashes, tokens), the secret key, uploads and models."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except PermissionError:  # not ours (a mounted volume): leave it to the operator
+        pass
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 if absent (no window where it is world-readable),
+    or tighten an existing one."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except PermissionError:
+        pass
+
+
+_private_dir(VAR_DIR)
 
 
 def _development_secret_key() -> str:
     """A random key kept in var/ so sessions survive restarts; never committed, never in code."""
     key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
+    if not key_file.exists() or not key_file.read_text().strip():
+        _private_file(key_file)
         key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    _private_file(key_file)
     return key_file.read_text().strip()
 
 
@@ -107,6 +133,12 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ddi.sqlite3'}")}
 _db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3" and _db["NAME"] not in ("", ":memory:"):
+    # SQLite gives its -wal/-shm files the database file's mode: 0600 covers all three.
+    if Path(_db["NAME"]).parent == VAR_DIR or VAR_DIR in Path(_db["NAME"]).parents:
+        _private_dir(Path(_db["NAME"]).parent)
+    if Path(_db["NAME"]).parent.is_dir():
+        _private_file(Path(_db["NAME"]))
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE transactions let the web process and the worker share the file without
     # "database is locked" errors on the first write of a transaction.
@@ -161,7 +193,7 @@ DDI_MAX_UPLOAD_BYTES = env.int("DDI_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to this folder (not the system /tmp), so there
 # is one place to watch; tests/reliability/test_request_limits.py checks nothing is left in it.
 FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads"))
-Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+_private_dir(Path(FILE_UPLOAD_TEMP_DIR))
 
 # --- Security -----------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -264,8 +296,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    _private_dir(_BROKER_DIR)
     for sub in ("queue", "processed", "control"):
-        (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+        _private_dir(_BROKER_DIR / sub)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),

@@ -251,11 +251,14 @@ AXES_CLIENT_IP_CALLABLE = "ddi_site.client_ip.client_ip"
 AXES_IPWARE_PROXY_COUNT = None
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+# API tokens expire this many hours after login (and rotate at each login, and are revoked on
+# logout and on a password change: annotations/tokens.py).
+DDI_API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24)
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotations.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

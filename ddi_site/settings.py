@@ -356,6 +356,14 @@ DDI_ARTIFACTS_DIR = Path(env.str("DDI_ARTIFACTS_DIR", default=str(VAR_DIR / "mod
 DDI_BACKBONE = env.str("DDI_BACKBONE", default="all-minilm-l6-v2")
 # The backbones a run may name in its params (DDI_BACKBONE is always allowed): names or local
 # folders the deployment chose; anything else is refused as "unknown backbone".
+# Curator rules and review leases (issue 18): at most DDI_MAX_RULES_PER_PROJECT rules; a rule
+# costing more than DDI_RULE_MAX_MS_PER_ROW a row on average (after DDI_RULE_COST_GRACE_S of
+# matching) is cut off for that request or export; a reviewer holds at most
+# DDI_MAX_CLAIMS_PER_USER queue leases at once.
+DDI_MAX_RULES_PER_PROJECT = env.int("DDI_MAX_RULES_PER_PROJECT", default=50)
+DDI_RULE_MAX_MS_PER_ROW = env.float("DDI_RULE_MAX_MS_PER_ROW", default=0.5)
+DDI_RULE_COST_GRACE_S = env.float("DDI_RULE_COST_GRACE_S", default=0.25)
+DDI_MAX_CLAIMS_PER_USER = env.int("DDI_MAX_CLAIMS_PER_USER", default=3)
 DDI_BACKBONES = env.list("DDI_BACKBONES", default=["all-minilm-l6-v2", "tiny-random-bert"])
 # Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
 DDI_DEVICE = env.str("DDI_DEVICE", default="auto")

@@ -9,10 +9,13 @@ guard existed cost the export and the queue filter a bounded time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 import time
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from annotations.exceptions import InvalidRule
@@ -155,3 +158,70 @@ def test_ten_costly_rules_cost_the_queue_filter_and_the_export_a_bounded_time(pr
     assert unguarded > 2 * budget  # without the guard this would have taken much longer
     assert body.count(b"\n") == 2001
     assert isinstance(rows, list)
+
+
+# --- point 9: large match sets ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_variable_limit():
+    """Stand-in for a match set past the database's variable limit: SQLite's is lowered to 500
+    (a 250,000-row project does the same against the default limit). PostgreSQL runs the same
+    queries at its own limits."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 500)
+    try:
+        yield
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+
+@pytest.mark.parametrize("field", ["raw", "blinded"])
+def test_a_match_set_past_the_variable_limit_is_not_a_python_id_list(project, field):
+    version = ModelVersionFactory(project=project, is_active=True)
+    rows = [
+        Interaction(
+            project=project,
+            drug_a=f"A{i}",
+            drug_b=f"B{i}",
+            description=f"A{i} may increase the effect of B{i}.",
+            blinded_text=f"DRUG_A may increase the effect {i} of DRUG_B.",
+            pattern_hash=hashlib.sha256(f"p{i}".encode()).hexdigest(),
+            content_hash=hashlib.sha256(f"c{i}".encode()).hexdigest(),
+        )
+        for i in range(1200)
+    ]
+    Interaction.objects.bulk_create(rows, batch_size=100)
+    Prediction.objects.bulk_create(
+        (
+            Prediction(
+                interaction=row,
+                model_version=version,
+                predicted_class="Antagonistic",
+                confidence=0.6,
+                margin=0.2,
+                probabilities=[0.4, 0.6],
+            )
+            for row in Interaction.objects.filter(project=project)
+        ),
+        batch_size=50,
+    )
+    Rule.objects.create(
+        project=project, name="inc", field=field, pattern="increase", label_class="Synergistic"
+    )
+    with small_variable_limit():
+        found = interactions_disagreeing_with_rules(project=project, model_version=version)
+        assert found.count() == 1200
+        preview = rule_service.preview_rule(
+            project=project,
+            kind="regex",
+            field=field,
+            pattern="increase",
+            label_class="Synergistic",
+        )
+    assert (preview.matches, preview.disagreements) == (1200, 1200)

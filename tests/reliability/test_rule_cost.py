@@ -16,6 +16,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotations.exceptions import InvalidRule
@@ -225,3 +226,31 @@ def test_a_match_set_past_the_variable_limit_is_not_a_python_id_list(project, fi
             label_class="Synergistic",
         )
     assert (preview.matches, preview.disagreements) == (1200, 1200)
+
+
+def test_the_rules_page_refuses_the_costly_preview_and_the_rule_past_the_cap(
+    client, curator_carl, project
+):
+    client.force_login(curator_carl)
+    url = reverse("annotations:rule_create", args=[project.pk])
+    form = {
+        "name": "slow",
+        "kind": "regex",
+        "field": "raw",
+        "pattern": COSTLY_PREVIEW,
+        "label_class": "Synergistic",
+        "priority": 0,
+        "is_active": "on",
+    }
+    preview = client.post(url, {**form, "action": "preview"})
+    assert preview.status_code == 422
+    assert "Nested quantifiers" in preview.content.decode()
+
+    Rule.objects.bulk_create(
+        Rule(project=project, name=f"r{i}", pattern=f"word{i}", label_class="Synergistic")
+        for i in range(rule_service.MAX_RULES_PER_PROJECT)
+    )
+    saved = client.post(url, {**form, "pattern": "increase", "action": "save"})
+    assert saved.status_code == 422
+    assert "the limit" in saved.content.decode()
+    assert Rule.objects.filter(project=project).count() == rule_service.MAX_RULES_PER_PROJECT

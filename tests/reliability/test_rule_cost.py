@@ -254,3 +254,26 @@ def test_the_rules_page_refuses_the_costly_preview_and_the_rule_past_the_cap(
     assert saved.status_code == 422
     assert "the limit" in saved.content.decode()
     assert Rule.objects.filter(project=project).count() == rule_service.MAX_RULES_PER_PROJECT
+
+
+def test_a_sane_rule_is_never_cut_off_however_many_rows():
+    matcher = rule_service.compile_rules(
+        [Rule(id=1, field="raw", pattern=r"\bincrease\b", label_class="Synergistic")]
+    )
+    for i in range(20_000):
+        matcher.first_match(
+            blinded_text="", pattern_hash="", description=f"Drug{i} may increase Other{i}."
+        )
+    assert not matcher.cut_off
+
+
+def test_a_costly_rule_is_cut_off_and_then_skipped():
+    matcher = rule_service.compile_rules(
+        [Rule(id=1, field="raw", pattern=COSTLY_SAVED, label_class="Synergistic")]
+    )
+    text = "the e the e the e the e the e the e the e the e the e the e the e " * 2
+    started = time.perf_counter()
+    for _ in range(2000):
+        matcher.first_match(blinded_text="", pattern_hash="", description=text)
+    assert matcher.cut_off == {0}
+    assert time.perf_counter() - started < 5

@@ -251,6 +251,7 @@ AXES_CLIENT_IP_CALLABLE = "ddi_site.client_ip.client_ip"
 AXES_IPWARE_PROXY_COUNT = None
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still counted
 # API tokens expire this many hours after login (and rotate at each login, and are revoked on
 # logout and on a password change: annotations/tokens.py).
 DDI_API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24)

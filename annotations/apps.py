@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class AnnotationsConfig(AppConfig):
     name = "annotations"
     verbose_name = "DDI annotations"
+
+    def ready(self) -> None:
+        from annotations import tokens  # noqa: F401  (connects the token revocation signals)

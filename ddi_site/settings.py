@@ -9,7 +9,9 @@ start without `SECRET_KEY` and `ALLOWED_HOSTS`.
 
 from __future__ import annotations
 
+import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -25,15 +27,40 @@ if DDI_ENV not in {"development", "production"}:
 IS_PRODUCTION = DDI_ENV == "production"
 
 VAR_DIR = Path(env.str("DDI_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` owner-only (0700), and tighten it if an older install left it open: var/
+    holds the SQLite file (password hashes, tokens), the secret key, uploads and models."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except PermissionError:  # not ours (a mounted volume): leave it to the operator
+        pass
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 if absent (no window where it is world-readable),
+    or tighten an existing one."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except PermissionError:
+        pass
+
+
+_private_dir(VAR_DIR)
 
 
 def _development_secret_key() -> str:
     """A random key kept in var/ so sessions survive restarts; never committed, never in code."""
     key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
+    if not key_file.exists() or not key_file.read_text().strip():
+        _private_file(key_file)
         key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    _private_file(key_file)
     return key_file.read_text().strip()
 
 
@@ -68,6 +95,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "csp",  # Content Security Policy (see the block below)
+    "axes",  # login throttling by username and by client address (see the block below)
     "annotations",
 ]
 
@@ -82,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # Content Security Policy (see the block below)
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into a 429 page
 ]
 
 ROOT_URLCONF = "ddi_site.urls"
@@ -104,6 +133,12 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'ddi.sqlite3'}")}
 _db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3" and _db["NAME"] not in ("", ":memory:"):
+    # SQLite gives its -wal/-shm files the database file's mode: 0600 covers all three.
+    if Path(_db["NAME"]).parent == VAR_DIR or VAR_DIR in Path(_db["NAME"]).parents:
+        _private_dir(Path(_db["NAME"]).parent)
+    if Path(_db["NAME"]).parent.is_dir():
+        _private_file(Path(_db["NAME"]))
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE transactions let the web process and the worker share the file without
     # "database is locked" errors on the first write of a transaction.
@@ -158,7 +193,7 @@ DDI_MAX_UPLOAD_BYTES = env.int("DDI_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to this folder (not the system /tmp), so there
 # is one place to watch; tests/reliability/test_request_limits.py checks nothing is left in it.
 FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads"))
-Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+_private_dir(Path(FILE_UPLOAD_TEMP_DIR))
 
 # --- Security -----------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -197,13 +232,39 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- Login throttling (django-axes) --------------------------------------------------------
+# Every login path (/accounts/login/, /admin/login/, /api/auth/token/) goes through
+# authenticate(), which axes guards: after LOGIN_FAILURE_LIMIT failures for one username, or
+# from one client address, further attempts answer 429 for LOGIN_COOLOFF_MINUTES (a correct
+# password included). The address is REMOTE_ADDR unless NUM_PROXIES reverse proxies are
+# declared; X-Forwarded-For is never trusted beyond them (ddi_site/client_ip.py).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "ddi_site.client_ip.client_ip"
+AXES_IPWARE_PROXY_COUNT = None
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are still counted
+# API tokens expire this many hours after login (and rotate at each login, and are revoked on
+# logout and on a password change: annotations/tokens.py).
+DDI_API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24)
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotations.tokens.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Throttles key on REMOTE_ADDR unless proxies are declared (DRF's None trusts any header).
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -239,8 +300,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    _private_dir(_BROKER_DIR)
     for sub in ("queue", "processed", "control"):
-        (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+        _private_dir(_BROKER_DIR / sub)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
@@ -293,6 +355,17 @@ CELERY_TIMEZONE = TIME_ZONE
 # --- ddi-curate ----------------------------------------------------------------------------------
 DDI_ARTIFACTS_DIR = Path(env.str("DDI_ARTIFACTS_DIR", default=str(VAR_DIR / "models")))
 DDI_BACKBONE = env.str("DDI_BACKBONE", default="all-minilm-l6-v2")
+# The backbones a run may name in its params (DDI_BACKBONE is always allowed): names or local
+# folders the deployment chose; anything else is refused as "unknown backbone".
+# Curator rules and review leases (issue 18): at most DDI_MAX_RULES_PER_PROJECT rules; a rule
+# costing more than DDI_RULE_MAX_MS_PER_ROW a row on average (after DDI_RULE_COST_GRACE_S of
+# matching) is cut off for that request or export; a reviewer holds at most
+# DDI_MAX_CLAIMS_PER_USER queue leases at once.
+DDI_MAX_RULES_PER_PROJECT = env.int("DDI_MAX_RULES_PER_PROJECT", default=50)
+DDI_RULE_MAX_MS_PER_ROW = env.float("DDI_RULE_MAX_MS_PER_ROW", default=0.5)
+DDI_RULE_COST_GRACE_S = env.float("DDI_RULE_COST_GRACE_S", default=0.25)
+DDI_MAX_CLAIMS_PER_USER = env.int("DDI_MAX_CLAIMS_PER_USER", default=3)
+DDI_BACKBONES = env.list("DDI_BACKBONES", default=["all-minilm-l6-v2", "tiny-random-bert"])
 # Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
 DDI_DEVICE = env.str("DDI_DEVICE", default="auto")
 DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)

@@ -17,6 +17,7 @@ from annotations.models import (
     Rule,
     Run,
 )
+from annotations.roles import Role, has_role
 from annotations.services.export import FORMATS
 from annotations.services.final_labels import SOURCES
 
@@ -153,6 +154,16 @@ class RunOut(serializers.ModelSerializer):
         read_only_fields = fields
 
     percent = serializers.IntegerField(read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        # A backbone that failed to load names folders of the server: admins only.
+        if data.get("error", "").startswith("backbone ") and not has_role(
+            getattr(request, "user", None), Role.ADMIN
+        ):
+            data["error"] = "unknown backbone"
+        return data
 
 
 class QueueItemOut(serializers.Serializer):

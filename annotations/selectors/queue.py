@@ -102,12 +102,19 @@ class QueueCursor:
         parts = raw.split(":")
         try:
             if len(parts) == 2 and parts[0] == "id":
-                return cls(None, None, int(parts[1]))
-            if len(parts) == 3:
-                return cls(float(parts[0]), float(parts[1]), int(parts[2]))
+                cursor = cls(None, None, int(parts[1]))
+            elif len(parts) == 3:
+                cursor = cls(float(parts[0]), float(parts[1]), int(parts[2]))
+            else:
+                return None
         except ValueError:
             return None
-        return None
+        # Out of range for the database (an id past 64 bits, inf/nan) is malformed too.
+        if not 0 <= cursor.interaction_id < 2**63 or not all(
+            math.isfinite(v) for v in (cursor.confidence, cursor.margin) if v is not None
+        ):
+            return None
+        return cursor
 
 
 @dataclass(frozen=True)

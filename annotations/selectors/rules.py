@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import json
+
+from django.db import connection
 from django.db.models import Count, Min, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule
 from annotations.services.rules import get_rule_matcher
+
+
+def _one_parameter(values: list, *, integer: bool) -> RawSQL | list:
+    """`values` as a subquery bound to ONE parameter (a JSON array), for `__in` filters: a
+    Python list becomes one SQL variable per item and fails past the database's limit
+    (SQLite: 32,766 or 250,000 by build) on large match sets."""
+    payload = json.dumps(values)
+    if connection.vendor == "sqlite":
+        # Parameterised: the values travel as one bound JSON string, never in the SQL text.
+        return RawSQL("SELECT value FROM json_each(%s)", (payload,))
+    if connection.vendor == "postgresql":
+        cast = "::bigint" if integer else ""
+        sql = f"SELECT (jsonb_array_elements_text(%s::jsonb)){cast}"  # cast: a constant
+        return RawSQL(sql, (payload,))  # noqa: S611
+    return values
 
 
 def list_rules(*, project: Project) -> QuerySet[Rule]:
@@ -47,7 +66,9 @@ def interactions_disagreeing_with_rules(
         condition = Q(pk__in=[])
         for label_class, hashes in by_class.items():
             condition |= Q(
-                pk__in=predictions.filter(interaction__pattern_hash__in=hashes)
+                pk__in=predictions.filter(
+                    interaction__pattern_hash__in=_one_parameter(hashes, integer=False)
+                )
                 .exclude(predicted_class=label_class)
                 .values("interaction_id")
             )
@@ -70,4 +91,4 @@ def interactions_disagreeing_with_rules(
             )
             if hit is not None and hit.label_class != predicted:
                 ids.append(pk)
-    return interactions.filter(pk__in=ids).order_by("id")
+    return interactions.filter(pk__in=_one_parameter(ids, integer=True)).order_by("id")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -32,6 +33,9 @@ from annotations.models import (
 from annotations.selectors.queue import QueueFilters, list_next_queue_items
 
 CLAIM_TTL = timedelta(minutes=10)
+# Leases one reviewer holds at once: taking another releases the oldest (a reviewer walking
+# item pages or asking the queue again and again cannot lock the queue for everyone else).
+MAX_CLAIMS_PER_USER = getattr(settings, "DDI_MAX_CLAIMS_PER_USER", 3)
 # How far back undo looks through a user's own history (undo of undo of ... is bounded).
 UNDO_HISTORY_LIMIT = 500
 
@@ -318,14 +322,33 @@ def claim_interaction(*, interaction_id: int, user: AbstractBaseUser) -> bool:
     taken = ReviewClaim.objects.filter(
         Q(user=user) | Q(expires_at__lt=now), interaction_id=interaction_id
     ).update(user=user, expires_at=expires)
-    if taken:
-        return True
-    try:
-        with transaction.atomic():
-            ReviewClaim.objects.create(interaction_id=interaction_id, user=user, expires_at=expires)
-    except IntegrityError:
-        return False
+    if not taken:
+        try:
+            with transaction.atomic():
+                ReviewClaim.objects.create(
+                    interaction_id=interaction_id, user=user, expires_at=expires
+                )
+        except IntegrityError:
+            return False
+    _release_beyond_cap(user=user, keep=interaction_id)
     return True
+
+
+def _release_beyond_cap(*, user: AbstractBaseUser, keep: int) -> None:
+    mine = ReviewClaim.objects.filter(user=user).exclude(interaction_id=keep)
+    older = list(mine.order_by("-expires_at", "-id").values_list("id", flat=True))
+    if len(older) >= MAX_CLAIMS_PER_USER:
+        ReviewClaim.objects.filter(id__in=older[MAX_CLAIMS_PER_USER - 1 :]).delete()
+
+
+def claimed_by_other(*, interaction_id: int, user: AbstractBaseUser) -> bool:
+    """Whether someone else holds a live lease on the interaction (read-only: opening an item
+    page does not claim it; only the queue hands items out)."""
+    return (
+        ReviewClaim.objects.filter(interaction_id=interaction_id, expires_at__gte=timezone.now())
+        .exclude(user=user)
+        .exists()
+    )
 
 
 def release_claims(*, user: AbstractBaseUser) -> int:

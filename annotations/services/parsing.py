@@ -234,6 +234,10 @@ def _json_record(raw: str, line: int, max_field_chars: int) -> Record | ImportIs
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         return ImportIssue(line, None, f"invalid JSON at column {exc.colno}: {exc.msg}")
+    except RecursionError:
+        return ImportIssue(line, None, "invalid JSON: nested too deeply to read")
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit conversion limit
+        return ImportIssue(line, None, f"invalid JSON: {exc}")
     if not isinstance(value, dict):
         return ImportIssue(line, None, f"expected a JSON object, got {type(value).__name__}")
     fields: dict[str, str] = {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import re._parser as sre_parse  # the stdlib parser; used read-only to inspect the pattern tree
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ import regex
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Q, Subquery
 
 from annotations.exceptions import InvalidLabelClass, InvalidRule
 from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule
@@ -43,6 +44,19 @@ PROBE_TIMEOUT_S = getattr(settings, "DDI_RULE_PROBE_TIMEOUT_S", 0.05)
 MATCH_TIMEOUT_S = getattr(settings, "DDI_RULE_MATCH_TIMEOUT_S", 0.05)
 PROBE_LENGTH = 5000
 PREVIEW_EXAMPLES = 5
+# Cost guard per matcher (one request, one export): a rule whose cumulative matching time
+# exceeds max(RULE_COST_GRACE_S, evaluations x RULE_MAX_MS_PER_ROW) is cut off for the rest of
+# that matcher (counted as "no match", logged). Sane rules cost microseconds per row and never
+# trip it; a costly one stops after a fraction of a second whatever the number of rows.
+RULE_MAX_MS_PER_ROW = getattr(settings, "DDI_RULE_MAX_MS_PER_ROW", 0.5)
+RULE_COST_GRACE_S = getattr(settings, "DDI_RULE_COST_GRACE_S", 0.25)
+MAX_RULES_PER_PROJECT = getattr(settings, "DDI_MAX_RULES_PER_PROJECT", 50)
+# A bounded repeat holding another repeat is refused when the product of their upper bounds
+# exceeds this ((?:.{1,7}){1,7} is 49 ways to split every stretch; (\d{1,3}\.){3} is 9).
+MAX_NESTED_REPEAT_PRODUCT = 16
+# regex-only property classes (\p{L}, \P{Lu}, \pL) are replaced by \w before the stdlib parser
+# inspects the tree, so they can no longer hide a nested quantifier.
+_PROPERTY_CLASS = re.compile(r"\\[pP](?:\{[^}]*\}|[A-Za-z])")
 
 
 # --- compiling ----------------------------------------------------------------------------------
@@ -86,32 +100,69 @@ def _is_unbounded_repeat(op, av) -> bool:
     return op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and av[1] is sre_parse.MAXREPEAT
 
 
-def _nested_quantifier(pattern: str) -> bool:
-    """True when an unbounded repeat contains another repeat (the (a+)+ shape)."""
+def _parse_for_inspection(pattern: str):
+    """The stdlib parse tree of the pattern, with regex-only property classes read as \\w.
+
+    Raises InvalidRule when the tree still cannot be built: a pattern the safety check cannot
+    inspect is refused rather than trusted (it used to skip the nested-quantifier check).
+    """
     try:
-        tree = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError):
-        # Syntax only `regex` knows (e.g. \p{L}): the dynamic probes still guard it.
-        return False
+        return sre_parse.parse(_PROPERTY_CLASS.sub(r"\\w", pattern))
+    except (re.error, RecursionError, OverflowError, ValueError):
+        raise InvalidRule(
+            "The pattern uses syntax the safety check cannot inspect; use Python re syntax "
+            "(\\p{..} property classes are allowed)."
+        ) from None
+
+
+def _is_repeat(op) -> bool:
+    return op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT)
+
+
+def _nested_quantifier(tree) -> bool:
+    """True when an unbounded repeat contains another repeat (the (a+)+ shape), or a bounded
+    repeat contains one with a product of upper bounds above MAX_NESTED_REPEAT_PRODUCT."""
     for op, av in _walk(tree):
-        if _is_unbounded_repeat(op, av):
-            for inner_op, inner_av in _walk(av[2]):
-                if inner_op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and (
-                    inner_av[1] is sre_parse.MAXREPEAT or inner_av[1] > 1
-                ):
+        if not _is_repeat(op) or av[1] in (0, 1):
+            continue
+        for inner_op, inner_av in _walk(av[2]):
+            if not _is_repeat(inner_op) or inner_av[1] in (0, 1):
+                continue
+            if av[1] is sre_parse.MAXREPEAT or inner_av[1] is sre_parse.MAXREPEAT:
+                if av[1] is sre_parse.MAXREPEAT or av[1] > 3:
                     return True
+                continue
+            if av[1] * inner_av[1] > MAX_NESTED_REPEAT_PRODUCT:
+                return True
     return False
 
 
-def _probe_alphabet(pattern: str) -> list[str]:
-    """Characters worth repeating at the pattern: its literals plus one of each common class."""
-    chars = {"a", "1", " ", "_", "A", ".", "\t", "\n"}
-    chars.update(c for c in pattern if c.isprintable() and c not in "()[]{}|*+?^$\\")
-    return sorted(chars)[:40]
+def _tree_literals(tree) -> list[str]:
+    """The literal characters of a parse tree, in order of appearance (comments carry none)."""
+    chars: list[str] = []
+    for op, av in _walk(tree):
+        if op is sre_parse.LITERAL:
+            chars.append(chr(av))
+        elif op is sre_parse.IN:
+            for item_op, item_av in av:
+                if item_op is sre_parse.LITERAL:
+                    chars.append(chr(item_av))
+                elif item_op is sre_parse.RANGE:
+                    chars.extend({chr(item_av[0]), chr(item_av[1])})
+    return chars
 
 
-def _probes(pattern: str) -> Iterable[str]:
-    alphabet = _probe_alphabet(pattern)
+def _probe_alphabet(pattern: str, tree=None) -> list[str]:
+    """Characters worth repeating at the pattern: its literals (from the parse tree, so a
+    (?#...) comment cannot push them out) plus one of each common class."""
+    chars = dict.fromkeys(["a", "1", " ", "_", "A", ".", "\t", "\n", "~", "e"])
+    literals = _tree_literals(tree) if tree is not None else list(pattern)
+    chars.update(dict.fromkeys(c for c in literals if c.isprintable() or c in "\t\n"))
+    return list(chars)[:64]
+
+
+def _probes(pattern: str, tree=None) -> Iterable[str]:
+    alphabet = _probe_alphabet(pattern, tree)
     tails = ("!", "\x00", "")
     for char in alphabet:
         for tail in tails:
@@ -145,12 +196,14 @@ def validate_pattern(*, kind: str, pattern: str, samples: Sequence[str] = ()) ->
     if kind == Rule.Kind.REGEX:
         if compiled.search("") is not None:
             raise InvalidRule("The pattern matches the empty string, so it would match every text.")
-        if _nested_quantifier(pattern):
+        tree = _parse_for_inspection(pattern)
+        if _nested_quantifier(tree):
             raise InvalidRule(
-                "Nested quantifiers such as (a+)+ or (\\w+\\s?)* can take exponential time "
-                "(catastrophic backtracking); rewrite the pattern without a repeat inside a repeat."
+                "Nested quantifiers such as (a+)+, (\\w+\\s?)* or (.{1,7}){1,7} can take "
+                "exponential time (catastrophic backtracking); rewrite the pattern without a "
+                "repeat inside a repeat."
             )
-        for probe in (*_probes(pattern), *samples):
+        for probe in (*_probes(pattern, tree), *samples):
             try:
                 compiled.search(probe, timeout=PROBE_TIMEOUT_S)
             except TimeoutError:
@@ -192,6 +245,9 @@ class RuleMatcher:
     rules: list[CompiledRule]
     _cache: dict[str, CompiledRule | None] = field(default_factory=dict)
     max_cache: int = 100_000
+    # Cost guard: [seconds, evaluations] per rule index, and the indexes cut off.
+    _costs: dict[int, list] = field(default_factory=dict)
+    cut_off: set[int] = field(default_factory=set)
 
     @property
     def has_raw_rules(self) -> bool:
@@ -212,11 +268,32 @@ class RuleMatcher:
         return self._first(blinded_text, description)
 
     def _first(self, blinded_text: str, description: str) -> CompiledRule | None:
-        for rule in self.rules:
+        for index, rule in enumerate(self.rules):
+            if index in self.cut_off:
+                continue
             text = blinded_text if rule.field == Rule.Field.BLINDED else description
-            if rule.matches(text):
+            if self._timed_match(index, rule, text):
                 return rule
         return None
+
+    def _timed_match(self, index: int, rule: CompiledRule, text: str) -> bool:
+        # CPU time of this thread: a process descheduled on a busy machine does not count, so
+        # a sane rule is never cut off by load (exports stay reproducible).
+        started = time.thread_time()
+        hit = rule.matches(text)
+        cost = self._costs.setdefault(index, [0.0, 0])
+        cost[0] += time.thread_time() - started
+        cost[1] += 1
+        if cost[0] > max(RULE_COST_GRACE_S, cost[1] * RULE_MAX_MS_PER_ROW / 1000):
+            self.cut_off.add(index)
+            logger.warning(
+                "rule %s cut off after %d rows (%.2f s): over its cost budget of %.2f ms a row",
+                rule.id,
+                cost[1],
+                cost[0],
+                RULE_MAX_MS_PER_ROW,
+            )
+        return hit
 
 
 def compile_rules(rules: Iterable[Rule]) -> RuleMatcher:
@@ -256,62 +333,85 @@ def preview_rule(
     *, project: Project, kind: str, field: str, pattern: str, label_class: str
 ) -> RulePreview:
     """How many interactions the rule matches, and how many of those the active model labels
-    differently. Read-only. Validates first (raises InvalidRule / InvalidLabelClass).
+    differently. Read-only. Validates first, on the project's own texts as saving does (raises
+    InvalidRule / InvalidLabelClass), then scans under the same cost guard as exports: a rule
+    that goes over it is refused with InvalidRule instead of being counted.
 
-    Blinded rules are matched once per distinct sentence pattern (GROUP BY pattern_hash), then
-    rows are counted per pattern in SQL; raw rules scan the descriptions in id order.
+    Blinded rules are matched once per distinct sentence pattern (GROUP BY pattern_hash) with
+    their rows and disagreements counted in SQL; raw rules scan the descriptions in id order
+    with each row's prediction alongside. No id lists are built (they fail past SQLite's
+    variable limit on large projects).
     """
     _check_class(project, label_class)
-    compiled = validate_pattern(kind=kind, pattern=pattern)
-    rule = CompiledRule(None, field, label_class, 0, compiled)
+    if field not in Rule.Field.values:
+        raise InvalidRule(f"Unknown field {field!r}; use one of {', '.join(Rule.Field.values)}.")
+    compiled = validate_pattern(kind=kind, pattern=pattern, samples=_sample_texts(project, field))
+    matcher = RuleMatcher([CompiledRule(None, field, label_class, 0, compiled)])
     model_version = _active_model_version(project)
     interactions = Interaction.objects.filter(project=project)
     examples: list[str] = []
+    matches = disagreements = 0
     if field == Rule.Field.BLINDED:
+        disagree = Q(predictions__model_version=model_version) & ~Q(
+            predictions__predicted_class=label_class
+        )
         groups = (
             interactions.values("pattern_hash")
-            .annotate(n=Count("id"), text=Min("blinded_text"))
+            .annotate(
+                n=Count("id", distinct=True),
+                text=Min("blinded_text"),
+                disagree=Count("predictions", filter=disagree),
+            )
             .order_by("pattern_hash")
         )
-        hashes, matches = [], 0
         for group in groups.iterator(chunk_size=2000):
-            if rule.matches(group["text"]):
-                hashes.append(group["pattern_hash"])
+            if matcher.first_match(
+                blinded_text=group["text"], pattern_hash=group["pattern_hash"], description=""
+            ):
                 matches += group["n"]
+                disagreements += group["disagree"]
                 if len(examples) < PREVIEW_EXAMPLES:
                     examples.append(group["text"])
-        matched = interactions.filter(pattern_hash__in=hashes)
+            _refuse_if_cut_off(matcher)
     else:
-        ids, last_id = [], 0
+        predicted = Prediction.objects.filter(
+            interaction=OuterRef("pk"), model_version=model_version
+        ).values("predicted_class")[:1]
+        last_id = 0
         while True:
             batch = list(
                 interactions.filter(id__gt=last_id)
+                .annotate(predicted=Subquery(predicted))
                 .order_by("id")
-                .values_list("id", "description")[:5000]
+                .values_list("id", "description", "predicted")[:5000]
             )
             if not batch:
                 break
             last_id = batch[-1][0]
-            for pk, text in batch:
-                if rule.matches(text):
-                    ids.append(pk)
+            for _pk, text, predicted_class in batch:
+                if matcher.first_match(blinded_text="", pattern_hash="", description=text):
+                    matches += 1
+                    if predicted_class is not None and predicted_class != label_class:
+                        disagreements += 1
                     if len(examples) < PREVIEW_EXAMPLES:
                         examples.append(text)
-        matches = len(ids)
-        matched = interactions.filter(id__in=ids)
-    disagreements = 0
-    if model_version is not None and matches:
-        disagreements = (
-            Prediction.objects.filter(model_version=model_version, interaction__in=matched)
-            .exclude(predicted_class=label_class)
-            .count()
-        )
+                _refuse_if_cut_off(matcher)
+    if model_version is None:
+        disagreements = 0
     return RulePreview(
         matches=matches,
         disagreements=disagreements,
         model_version=model_version.number if model_version else None,
         examples=examples,
     )
+
+
+def _refuse_if_cut_off(matcher: RuleMatcher) -> None:
+    if matcher.cut_off:
+        raise InvalidRule(
+            f"The pattern costs more than {RULE_MAX_MS_PER_ROW} ms a row on this project's "
+            "texts, so exports and the review queue would skip it; simplify it."
+        )
 
 
 # --- writes ------------------------------------------------------------------------------------
@@ -355,6 +455,11 @@ def create_rule(
 ) -> Rule:
     """Validate and save a new rule. Raises InvalidRule / InvalidLabelClass; each call creates
     a new row (not idempotent)."""
+    if Rule.objects.filter(project=project).count() >= MAX_RULES_PER_PROJECT:
+        raise InvalidRule(
+            f"{project.name} already has {MAX_RULES_PER_PROJECT} rules, the limit; delete or "
+            "edit one instead."
+        )
     _validate(project, kind=kind, field=field, pattern=pattern, label_class=label_class)
     return Rule.objects.create(
         project=project,

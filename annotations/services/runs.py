@@ -37,7 +37,9 @@ TRAINING_KINDS = (Run.Kind.TRAIN, Run.Kind.RETRAIN)
 
 # name -> (type, check, message). Unknown keys are refused: a typo must not silently do nothing.
 _PARAM_RULES: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
-    "backbone": (str, lambda v: bool(v.strip()), "a non-empty backbone name"),
+    # A name from settings.DDI_BACKBONES only: a free string let any user probe the server's
+    # file system through the "not found" errors.
+    "backbone": (str, lambda v: v in allowed_backbones(), "a backbone from DDI_BACKBONES"),
     "epochs": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000"),
     "learning_rate": ((int, float), lambda v: 0 < v < 1, "a number between 0 and 1"),
     "lora_r": (int, lambda v: 1 <= v <= 256, "an integer from 1 to 256"),
@@ -50,6 +52,11 @@ _PARAM_RULES: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     ),
     "force_promote": (bool, lambda v: True, "true or false"),
 }
+
+
+def allowed_backbones() -> list[str]:
+    """The backbone names runs may ask for (settings.DDI_BACKBONES, the default always in)."""
+    return list(dict.fromkeys([settings.DDI_BACKBONE, *settings.DDI_BACKBONES]))
 
 
 def validate_params(params: dict | None) -> dict:
@@ -65,6 +72,10 @@ def validate_params(params: dict | None) -> dict:
         # bool is an int in Python; epochs=True is a mistake, not 1 epoch.
         is_bool_for_number = isinstance(value, bool) and kind is not bool
         if is_bool_for_number or not isinstance(value, kind) or not check(value):
+            if key == "backbone":
+                # Neutral: says nothing about the server beyond the configured names.
+                problems.append(f"unknown backbone; use one of: {', '.join(allowed_backbones())}")
+                continue
             problems.append(f"{key} must be {expected}, got {value!r}")
     if problems:
         raise InvalidRunParams("; ".join(problems))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -42,6 +42,12 @@ def _filter_query(data: QueryDict) -> str:
     """The queue filters of a request as a query string (carried from page to page)."""
     pairs = [(key, value) for key in QUEUE_FILTER_FIELDS for value in data.getlist(key) if value]
     return urlencode(pairs)
+
+
+def _posted_filters(request: HttpRequest) -> str:
+    """The filters carried in a form, re-encoded: a crafted value (CR/LF, unknown keys) can
+    never reach the HX-Push-Url header or a redirect as it was sent."""
+    return _filter_query(QueryDict(request.POST.get("filters", "")))
 
 
 def _filter_form(project: Project, query: str) -> QueueFilterForm:
@@ -152,13 +158,13 @@ def review_next(request: HttpRequest, project_pk: int) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def review_item(request: HttpRequest, pk: int) -> HttpResponse:
     interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    held = labels.claim_interaction(interaction_id=interaction.pk, user=request.user)
+    # Read-only: a GET never claims (walking item pages used to lock the whole queue).
     return _render_pane(
         request,
         interaction.project,
         interaction,
         _filter_query(request.GET),
-        claimed_by_other=not held,
+        claimed_by_other=labels.claimed_by_other(interaction_id=interaction.pk, user=request.user),
     )
 
 
@@ -186,7 +192,7 @@ def _after_action(
 def review_action(request: HttpRequest, pk: int) -> HttpResponse:
     """Accept the prediction, pick a class, or flag as unclear (optimistic locking on version)."""
     interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    query = request.POST.get("filters", "")
+    query = _posted_filters(request)
     form = ReviewActionForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
@@ -236,7 +242,7 @@ def review_skip(request: HttpRequest, pk: int) -> HttpResponse:
     return _after_action(
         request,
         interaction,
-        request.POST.get("filters", ""),
+        _posted_filters(request),
         f"Skipped {interaction.drug_a} + {interaction.drug_b}.",
     )
 
@@ -246,8 +252,14 @@ def review_skip(request: HttpRequest, pk: int) -> HttpResponse:
 def review_undo(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Undo the reviewer's last label change and show that item again."""
     project = get_visible_project(request, project_pk)
-    query = request.POST.get("filters", "")
-    current = visible_interactions(request).filter(pk=request.POST.get("current") or 0).first()
+    query = _posted_filters(request)
+    raw_current = request.POST.get("current") or "0"
+    if not raw_current.isascii() or not raw_current.isdigit() or len(raw_current) > 18:
+        return HttpResponseBadRequest(
+            f"current must be an interaction id (a whole number), not {raw_current[:40]!r}.",
+            content_type="text/plain; charset=utf-8",
+        )
+    current = visible_interactions(request).filter(pk=int(raw_current)).first()
     my_undos = LabelEvent.objects.filter(actor=request.user, action=LabelEvent.Action.UNDO)
     last_before = my_undos.order_by("-id").values_list("id", flat=True).first() or 0
     try:

@@ -98,3 +98,9 @@ def test_login_page_renders_and_logs_a_reviewer_in(client, reviewer_rita):
     )
     assert response.status_code == 302
     assert client.get("/").status_code == 302  # home -> the first visible project's queue
+
+
+def test_the_only_top_level_routes_are_admin_api_login_logout_and_the_app():
+    """Issue 18: no password reset/change pages are routed by accident (no e-mail is set up)."""
+    top = {str(pattern.pattern) for pattern in get_resolver().url_patterns}
+    assert top == {"admin/", "api/", "accounts/login/", "accounts/logout/", ""}

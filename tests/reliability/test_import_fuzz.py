@@ -238,6 +238,8 @@ def corpus() -> list[tuple[str, bytes, int, str]]:
         ("zip_bomb.csv", zip_bomb((1 << 30) if LONG else (64 << 20)), 400, "zip archive"),
         ("gzip.csv", gzip.compress(good), 400, "gzip archive"),
         ("not_objects.jsonl", b"[1, 2]\n", 400, "expected a JSON object"),
+        ("nested.jsonl", b"[" * 100_000 + b"\n", 400, "nested too deeply"),
+        ("long_int.jsonl", b'{"Drug 1": ' + b"9" * 5000 + b"}\n", 400, "invalid JSON"),
         (
             "semicolons.csv",
             b"Drug 1;Drug 2;Interaction Description\na;b;a b\n",

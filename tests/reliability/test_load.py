@@ -87,7 +87,7 @@ LOGIN_RATE_PER_MIN = 10  # annotations/api/throttling.py DEFAULT_LOGIN_RATE, per
 AGREED_P95_MS = {"PATCH /api/labels/[id]/": 300, "GET /api/interactions/?search=": 500}
 P95_BUDGET_MS = AGREED_P95_MS if LONG else {k: 10 * v for k, v in AGREED_P95_MS.items()}
 
-LOGIN = {"username": "load-curator", "password": "correct horse battery staple"}
+LOGIN = {"username": "load-login", "password": "correct horse battery staple"}
 CLASSES = ["Synergistic", "Antagonistic"]
 
 
@@ -113,8 +113,11 @@ def write_plan(project, interactions, path: Path) -> dict:
     )
     reviewer_group.user_set.add(*reviewers)
     Token.objects.bulk_create(Token(user=u, key=secrets.token_hex(20)) for u in reviewers)
-    curator = UserFactory(username=LOGIN["username"], password=LOGIN["password"], role=Role.CURATOR)
+    curator = UserFactory(username="load-curator", role=Role.CURATOR)
     curator_token = Token.objects.create(user=curator)
+    # The login burst has its own user: each token login rotates that user's token, so it must
+    # not be the curator whose token the export requests use.
+    UserFactory(username=LOGIN["username"], password=LOGIN["password"], role=Role.CURATOR)
 
     seed_labels(interactions[: USERS * LABELS_EACH])
     label_of = dict(Label.objects.values_list("interaction_id", "pk"))

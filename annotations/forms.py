@@ -6,6 +6,7 @@ from django import forms
 
 from annotations.models import ImportJob, Label, Project
 from annotations.selectors.queue import QueueFilters
+from annotations.services.scheduling import WEEKDAYS
 
 
 class QueueFilterForm(forms.Form):
@@ -118,3 +119,34 @@ class RunStartForm(forms.Form):
             "include_pseudo_labels_above": data["include_pseudo_labels_above"],
             "force_promote": bool(data["force_promote"]),
         }
+
+
+class ScheduleForm(forms.Form):
+    """The project's retrain schedule (Schedule page): when, and on which labels."""
+
+    mode = forms.ChoiceField(
+        choices=[
+            ("off", "Off (retrain only when an admin starts it)"),
+            ("nightly", "Every night at"),
+            ("weekly", "Every week on"),
+            ("reviews", "After a number of new reviews"),
+        ],
+        widget=forms.RadioSelect,
+        label="Retrain automatically",
+    )
+    weekday = forms.TypedChoiceField(
+        coerce=int, choices=list(enumerate(WEEKDAYS)), initial=1, label="Day (weekly)"
+    )
+    time = forms.TimeField(
+        initial="02:00", label="At", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    min_new_reviews = forms.IntegerField(
+        min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"
+    )
+    include_pseudo_labels_above = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Also train on pseudo-labels above confidence",
+        help_text="Leave empty to train on human labels only.",
+    )

@@ -7,6 +7,7 @@ from django import forms
 from annotations.models import ImportJob, Label, Project
 from annotations.selectors.queue import QueueFilters
 from annotations.services.scheduling import WEEKDAYS
+from annotations.services.training import get_train_defaults
 
 
 class QueueFilterForm(forms.Form):
@@ -83,6 +84,16 @@ class ReviewActionForm(forms.Form):
         return Label.Status.LABELED
 
 
+def _pseudo_label_threshold_field() -> forms.FloatField:
+    return forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Also train on pseudo-labels above confidence",
+        help_text="Leave empty to train on human labels only.",
+    )
+
+
 class RunStartForm(forms.Form):
     """Parameters of a train / pseudo-label / retrain run (the main knobs only)."""
 
@@ -94,31 +105,33 @@ class RunStartForm(forms.Form):
         ],
         label="Job",
     )
-    epochs = forms.IntegerField(min_value=1, max_value=100, initial=3, label="Epochs")
+    epochs = forms.IntegerField(required=False, min_value=1, max_value=1000, label="Epochs")
     learning_rate = forms.FloatField(
-        min_value=1e-7, max_value=1.0, initial=2e-4, label="Learning rate"
+        required=False, min_value=1e-9, max_value=0.999999, label="Learning rate"
     )
-    lora_r = forms.IntegerField(min_value=1, max_value=256, initial=8, label="LoRA rank")
-    include_pseudo_labels_above = forms.FloatField(
-        required=False,
-        min_value=0,
-        max_value=1,
-        label="Include pseudo-labels above confidence",
-        help_text="Leave empty to train on human labels only.",
-    )
+    lora_r = forms.IntegerField(required=False, min_value=1, max_value=256, label="LoRA rank")
+    include_pseudo_labels_above = _pseudo_label_threshold_field()
     force_promote = forms.BooleanField(
         required=False, label="Promote even if the metrics are worse"
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Empty means TrainConfig's default, shown as the placeholder (never pre-filled, so the
+        # form cannot drift from the defaults the CLI and the API use).
+        for name, default in get_train_defaults().items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["placeholder"] = f"{default:g}"
+                self.fields[name].help_text = f"Empty: the default, {default:g}."
+
     def params(self) -> dict:
         data = self.cleaned_data
-        return {
-            "epochs": data["epochs"],
-            "learning_rate": data["learning_rate"],
-            "lora_r": data["lora_r"],
-            "include_pseudo_labels_above": data["include_pseudo_labels_above"],
-            "force_promote": bool(data["force_promote"]),
+        params = {
+            key: data[key]
+            for key in ("epochs", "learning_rate", "lora_r", "include_pseudo_labels_above")
+            if data[key] is not None
         }
+        return {**params, "force_promote": bool(data["force_promote"])}
 
 
 class ScheduleForm(forms.Form):
@@ -143,10 +156,4 @@ class ScheduleForm(forms.Form):
     min_new_reviews = forms.IntegerField(
         min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"
     )
-    include_pseudo_labels_above = forms.FloatField(
-        required=False,
-        min_value=0,
-        max_value=1,
-        label="Also train on pseudo-labels above confidence",
-        help_text="Leave empty to train on human labels only.",
-    )
+    include_pseudo_labels_above = _pseudo_label_threshold_field()

@@ -11,6 +11,7 @@ from annotations.exceptions import DomainError
 from annotations.models import DEFAULT_PROJECT_NAME, Project, Run
 from annotations.services.jobs import run_job_inline
 from annotations.services.runs import RetryLater
+from annotations.services.training import get_train_defaults
 
 POLL_S = 0.5
 
@@ -31,11 +32,16 @@ class JobCommand(BaseCommand):
             help="run the job in this process (no worker needed; same code as the worker)",
         )
         if self.training_options:
-            parser.add_argument("--epochs", type=int)
-            parser.add_argument("--learning-rate", type=float)
-            parser.add_argument("--lora-r", type=int)
+            defaults = get_train_defaults()
+            parser.add_argument("--epochs", type=int, help=f"default {defaults['epochs']}")
             parser.add_argument(
-                "--max-length", type=int, help="tokens per text (default 64; free text: 128)"
+                "--learning-rate", type=float, help=f"default {defaults['learning_rate']:g}"
+            )
+            parser.add_argument("--lora-r", type=int, help=f"default {defaults['lora_r']}")
+            parser.add_argument(
+                "--max-length",
+                type=int,
+                help=f"tokens per text (default {defaults['max_length']}; free text: 128)",
             )
             parser.add_argument("--backbone", help="default: settings.DDI_BACKBONE")
             parser.add_argument(

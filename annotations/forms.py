@@ -99,9 +99,9 @@ class RunStartForm(forms.Form):
 
     kind = forms.ChoiceField(
         choices=[
-            ("train", "Train a new model"),
+            ("retrain", "Retrain (train, then pseudo-label with it if promoted)"),
+            ("train", "Train only (the queue keeps the previous model's predictions)"),
             ("pseudolabel", "Pseudo-label with the active model"),
-            ("retrain", "Retrain (train, then pseudo-label if promoted)"),
         ],
         label="Job",
     )

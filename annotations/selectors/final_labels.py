@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import FilteredRelation, Q
 
 from annotations.models import Interaction, Label, ModelVersion, Project
+from annotations.selectors.versions import get_serving_model_version
 from annotations.services.final_labels import (
     SOURCES,
     FinalLabelRow,
@@ -98,7 +99,8 @@ class FinalLabelStats:
 
 
 def get_active_model_version(*, project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).first()
+    """The version whose predictions the final labels use (see get_serving_model_version)."""
+    return get_serving_model_version(project=project)
 
 
 def _base_queryset(project: Project, model_version: ModelVersion | None, filters):

@@ -20,6 +20,7 @@ from annotations.models import (
     Project,
     Run,
 )
+from annotations.selectors.versions import get_serving_model_version
 
 HISTOGRAM_BINS = 10
 # Numeric metrics charted over model versions (others stay in the table).
@@ -45,7 +46,7 @@ def get_dashboard_counts(*, project: Project) -> DashboardCounts:
         flagged=Count("id", filter=Q(status=Label.Status.UNCLEAR)),
     )
     threshold = settings.DDI_LOW_CONFIDENCE
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     pseudo = low = 0
     if active is not None:
         unlabeled = ~Exists(Label.objects.filter(interaction_id=OuterRef("interaction_id")))
@@ -75,7 +76,7 @@ def get_class_distribution(*, project: Project) -> dict[str, dict[str, int]]:
         .values_list("label_class", "n")
     )
     predicted: dict[str, int] = {}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     if active is not None:
         predicted = dict(
             Prediction.objects.filter(model_version=active)
@@ -95,7 +96,7 @@ def get_confidence_histogram(*, project: Project) -> dict:
     classes = list(project.label_classes)
     edges = [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)]
     counts = {name: [0] * HISTOGRAM_BINS for name in classes}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     if active is not None:
         # confidence 1.0 belongs to the last bin, hence LEAST(..., bins - 1).
         bin_expr = Least(

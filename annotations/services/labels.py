@@ -23,13 +23,13 @@ from annotations.models import (
     Interaction,
     Label,
     LabelEvent,
-    ModelVersion,
     Prediction,
     Project,
     ReviewClaim,
     ReviewSkip,
 )
 from annotations.selectors.queue import QueueFilters, list_next_queue_items
+from annotations.selectors.versions import get_serving_model_version
 
 CLAIM_TTL = timedelta(minutes=10)
 # How far back undo looks through a user's own history (undo of undo of ... is bounded).
@@ -37,7 +37,7 @@ UNDO_HISTORY_LIMIT = 500
 
 
 def _active_prediction(interaction: Interaction) -> Prediction | None:
-    active = ModelVersion.objects.filter(project_id=interaction.project_id, is_active=True).first()
+    active = get_serving_model_version(project=interaction.project)
     if active is None:
         return None
     return Prediction.objects.filter(interaction=interaction, model_version=active).first()

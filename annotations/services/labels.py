@@ -11,6 +11,7 @@ so two reviewers pulling "next" are not handed the same item at the same time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -215,10 +216,16 @@ def accept_prediction(
     )
 
 
-def _last_undoable_event(user: AbstractBaseUser) -> LabelEvent | None:
-    """The user's most recent label action that has not been undone yet (an undo stack)."""
+def _last_undoable_event(user: AbstractBaseUser, project: Project) -> LabelEvent | None:
+    """The user's most recent label action in the project not undone yet (an undo stack).
+
+    Per project: an undo event concerns the same interaction as the action it reverts, so each
+    project's events form a stack of their own.
+    """
     pending_undos = 0
-    events = LabelEvent.objects.filter(actor=user).order_by("-id")[:UNDO_HISTORY_LIMIT]
+    events = LabelEvent.objects.filter(actor=user, interaction__project=project).order_by("-id")[
+        :UNDO_HISTORY_LIMIT
+    ]
     for event in events:
         if event.action == LabelEvent.Action.UNDO:
             pending_undos += 1
@@ -229,16 +236,26 @@ def _last_undoable_event(user: AbstractBaseUser) -> LabelEvent | None:
     return None
 
 
-def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
-    """Revert the user's most recent label change that is not undone yet (repeatable, like Ctrl-Z).
+@dataclass(frozen=True)
+class UndoneAction:
+    """What an undo reverted: the interaction, its label now (None: removed), the UNDO event."""
+
+    interaction: Interaction
+    label: Label | None
+    event: LabelEvent
+
+
+def undo_last_action(*, user: AbstractBaseUser, project: Project) -> UndoneAction | None:
+    """Revert the user's most recent label change in the project that is not undone yet
+    (repeatable, like Ctrl-Z; another project's changes are never touched).
 
     Side effects: restores the previous class/status/source/author (or removes the label if there
-    was none), appends an UNDO LabelEvent. Returns the restored Label, or None when the label was
-    removed or there is nothing to undo. Raises EditConflict when someone else changed that label
-    afterwards (their change is kept).
+    was none), appends an UNDO LabelEvent. Returns what was undone, or None when there is nothing
+    to undo in the project. Raises EditConflict when someone else changed that label afterwards
+    (their change is kept).
     """
     with transaction.atomic():
-        event = _last_undoable_event(user)
+        event = _last_undoable_event(user, project)
         if event is None:
             return None
         interaction = Interaction.objects.select_related("project").get(pk=event.interaction_id)
@@ -280,7 +297,7 @@ def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
                 )
             restored = Label.objects.get(pk=current.pk)
             version = restored.version
-        LabelEvent.objects.create(
+        undo = LabelEvent.objects.create(
             interaction=interaction,
             actor=user,
             action=LabelEvent.Action.UNDO,
@@ -294,7 +311,7 @@ def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
             model_version_id=prediction.model_version_id if prediction else None,
             predicted_class=prediction.predicted_class if prediction else "",
         )
-        return restored
+        return UndoneAction(interaction=interaction, label=restored, event=undo)
 
 
 def skip_interaction(*, interaction: Interaction, user: AbstractBaseUser) -> None:

@@ -14,6 +14,7 @@ from annotations.roles import Role
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.stats import list_model_versions
 from annotations.services import runs as run_service
+from annotations.services.workers import describe_missing_consumer
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 
@@ -39,18 +40,27 @@ def _metric_rows(run: Run) -> list[tuple[str, str]]:
 
 
 def _status_context(run: Run) -> dict:
-    return {"run": run, "metric_rows": _metric_rows(run)}
+    return {
+        "run": run,
+        "metric_rows": _metric_rows(run),
+        "no_worker": describe_missing_consumer(run=run),
+    }
 
 
 def _list_context(request: HttpRequest, project, form: RunStartForm) -> dict:
+    runs = list(
+        Run.objects.filter(project=project).select_related("model_version", "created_by")[:30]
+    )
+    queued = [run for run in runs if run.state == Run.State.QUEUED]
     return page_context(
         request,
         project,
         "runs",
         project=project,
         form=form,
-        runs=Run.objects.filter(project=project).select_related("model_version", "created_by")[:30],
+        runs=runs,
         versions=list_model_versions(project=project),
+        no_worker=describe_missing_consumer(run=queued[-1]) if queued else "",
     )
 
 

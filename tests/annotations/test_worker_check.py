@@ -43,7 +43,9 @@ def celery_worker(tmp_path: Path, queues: str):
     var = tmp_path / "var"
     for sub in ("queue", "processed", "control"):
         (var / "broker" / sub).mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DDI_", "CELERY_", "DATABASE_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DDI_", "CELERY_", "DATABASE_"))
+    }
     env.update(DDI_VAR_DIR=str(var), CELERY_BROKER_URL="filesystem://")
     command = [sys.executable, "-m", "celery", "-A", "ddi_site", "worker", "-Q", queues]
     command += ["-P", "solo", "--without-mingle", "--without-gossip", "-n", f"probe-{queues}@%h"]

@@ -21,9 +21,9 @@ from annotations.views.common import get_visible_project, page_context
 
 def _visible_run(request: HttpRequest, pk: int) -> Run:
     return get_object_or_404(
-        Run.objects.select_related("project", "model_version", "created_by").filter(
-            project__in=list_visible_projects(request.user)
-        ),
+        Run.objects.select_related(
+            "project", "model_version", "created_by", "parent__created_by"
+        ).filter(project__in=list_visible_projects(request.user)),
         pk=pk,
     )
 
@@ -49,7 +49,9 @@ def _status_context(run: Run) -> dict:
 
 def _list_context(request: HttpRequest, project, form: RunStartForm) -> dict:
     runs = list(
-        Run.objects.filter(project=project).select_related("model_version", "created_by")[:30]
+        Run.objects.filter(project=project).select_related(
+            "model_version", "created_by", "parent__created_by"
+        )[:30]
     )
     queued = [run for run in runs if run.state == Run.State.QUEUED]
     return page_context(

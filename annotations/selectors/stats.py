@@ -25,6 +25,12 @@ from annotations.selectors.versions import get_serving_model_version
 HISTOGRAM_BINS = 10
 # Numeric metrics charted over model versions (others stay in the table).
 CHARTED_METRICS = ("accuracy", "macro_f1", "ece_after")
+# The chart legend's words for them (not field names).
+CHARTED_METRIC_NAMES = {
+    "accuracy": "accuracy (validation)",
+    "macro_f1": "macro-F1 (validation)",
+    "ece_after": "calibration error (after scaling)",
+}
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,7 @@ def get_metrics_over_versions(*, project: Project) -> dict:
     return {
         "versions": [f"v{v['number']}" for v in versions],
         "series": {name: values for name, values in series.items() if any(values)},
+        "names": CHARTED_METRIC_NAMES,
     }
 
 

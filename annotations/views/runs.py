@@ -28,14 +28,37 @@ def _visible_run(request: HttpRequest, pk: int) -> Run:
     )
 
 
+# What the run page calls each metric; a key not listed is shown with spaces for underscores.
+METRIC_NAMES = {
+    "accuracy": "Accuracy (validation)",
+    "macro_f1": "Macro-F1 (validation)",
+    "ece_before": "Calibration error before temperature scaling",
+    "ece_after": "Calibration error after temperature scaling",
+    "temperature": "Temperature",
+    "n_train": "Training examples (model selection)",
+    "n_val": "Validation examples",
+    "epochs_run": "Epochs run",
+    "best_epoch": "Best epoch",
+    "evaluated_on": "Metrics measured on",
+    "refit_on_all": "Refitted on all labels",
+    "n_refit": "Examples in the refit",
+    "device": "Device",
+    "train_seconds": "Training time (s)",
+}
+
+
 def _metric_rows(run: Run) -> list[tuple[str, str]]:
-    """The scalar metrics of the run's model version, formatted for a table."""
+    """The scalar metrics of the run's model version in human words, formatted for a table."""
     metrics = run.model_version.metrics if run.model_version else {}
     rows = []
     for key, value in metrics.items():
         if isinstance(value, (dict, list)):
             continue
-        rows.append((key, f"{value:.4f}" if isinstance(value, float) else str(value)))
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        rows.append((METRIC_NAMES.get(key, key.replace("_", " ").capitalize()), shown))
     return rows
 
 

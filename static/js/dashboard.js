@@ -50,7 +50,7 @@
       data: {
         labels: met.versions,
         datasets: Object.keys(met.series).map((name, i) => ({
-          label: name, data: met.series[name], borderColor: color(i), backgroundColor: color(i), spanGaps: true,
+          label: met.names[name] || name, data: met.series[name], borderColor: color(i), backgroundColor: color(i), spanGaps: true,
         })),
       },
       options: { scales: { y: { suggestedMin: 0, suggestedMax: 1 } } },

@@ -51,12 +51,21 @@ def _describe(label: Label) -> str:
     return f"{who} saved {what!r} (version {label.version}, {when})"
 
 
-def _conflict(interaction: Interaction, expected_version: int | None) -> EditConflict:
+def _conflict(
+    interaction: Interaction, expected_version: int | None, user: AbstractBaseUser | None
+) -> EditConflict:
     current = Label.objects.select_related("author").filter(interaction=interaction).first()
     if current is None:
         return EditConflict(
             f"Interaction {interaction.pk}: the label you loaded (version {expected_version}) "
             "was removed in the meantime. Nothing was saved; reload the item."
+        )
+    if user is not None and current.author_id == user.pk:
+        # The usual cause: the browser's Back button (or a second tab) showed an older page.
+        return EditConflict(
+            f"You changed interaction {interaction.pk} in another tab or on a newer page "
+            f"(the Back button shows the old one): {_describe(current)}. This older page's "
+            "change was not saved; check the current label and decide again."
         )
     return EditConflict(
         f"Interaction {interaction.pk} was changed by someone else: {_describe(current)}. "
@@ -100,7 +109,7 @@ def _write(
     current = Label.objects.filter(interaction=interaction).first()
     if current is None:
         if expected_version is not None:
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         # Versions keep counting across an undo that removed the label, so a page loaded before
         # the removal can never match a re-created label by accident.
         last = (
@@ -124,11 +133,11 @@ def _write(
                     version=new_version,
                 )
         except IntegrityError:
-            raise _conflict(interaction, expected_version) from None
+            raise _conflict(interaction, expected_version, user) from None
         old_class, old_status = "", ""
     else:
         if expected_version != current.version:
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         updated = Label.objects.filter(pk=current.pk, version=expected_version).update(
             label_class=label_class,
             status=status,
@@ -139,7 +148,7 @@ def _write(
             updated_at=timezone.now(),
         )
         if updated != 1:  # lost the race between our read and our write
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         label = Label.objects.get(pk=current.pk)
         old_class, old_status = current.label_class, current.status
     LabelEvent.objects.create(

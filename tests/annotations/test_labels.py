@@ -297,3 +297,26 @@ def test_undo_is_scoped_to_the_project_and_says_what_it_undid(project, reviewer_
     assert Label.objects.get(interaction=there).label_class == "Antagonistic"
     assert labels.undo_last_action(user=reviewer_rita, project=project) is None
     assert labels.undo_last_action(user=reviewer_rita, project=other).interaction == there
+
+
+def test_a_stale_page_of_the_users_own_edit_says_another_tab_not_someone_else(
+    interaction, reviewer_rita
+):
+    labels.record_review(
+        interaction=interaction,
+        user=reviewer_rita,
+        label_class="Synergistic",
+        expected_version=None,
+    )
+    # Back button: the page still shows "no label yet"; Rita decides again on it.
+    with pytest.raises(EditConflict) as caught:
+        labels.record_review(
+            interaction=interaction,
+            user=reviewer_rita,
+            label_class="Antagonistic",
+            expected_version=None,
+        )
+    message = str(caught.value)
+    assert "You changed interaction" in message and "another tab" in message
+    assert "someone else" not in message
+    assert Label.objects.get(interaction=interaction).label_class == "Synergistic"

@@ -83,6 +83,11 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.file_name} ({self.state})"
 
+    @property
+    def rows_already_present(self) -> int:
+        """Rows read that added no interaction: already in the project (or twice in the file)."""
+        return max(0, self.rows_read - self.interactions_created)
+
 
 class Interaction(models.Model):
     """One drug-drug interaction sentence. Immutable once imported; changed text is a new row."""

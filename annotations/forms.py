@@ -151,7 +151,7 @@ class ScheduleForm(forms.Form):
         coerce=int, choices=list(enumerate(WEEKDAYS)), initial=1, label="Day (weekly)"
     )
     time = forms.TimeField(
-        initial="02:00", label="At", widget=forms.TimeInput(attrs={"type": "time"})
+        initial="02:00", label="Time of day", widget=forms.TimeInput(attrs={"type": "time"})
     )
     min_new_reviews = forms.IntegerField(
         min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"

@@ -181,6 +181,22 @@ class ProjectSchedule:
     reviews_since_last: int | None
     last_run: Run | None
 
+    @property
+    def summary(self) -> str:
+        """The schedule in one sentence ("Every night at 02:00 (UTC), on human labels only")."""
+        at = f"{self.hour:02d}:{self.minute:02d} ({self.timezone_name})"
+        when = {
+            ScheduleMode.OFF: "Off",
+            ScheduleMode.NIGHTLY: f"Every night at {at}",
+            ScheduleMode.WEEKLY: f"Every {WEEKDAYS[self.weekday % 7]} at {at}",
+            ScheduleMode.REVIEWS: f"After {self.min_new_reviews} new reviews",
+        }[self.mode]
+        if self.mode == ScheduleMode.OFF:
+            return when
+        if self.include_pseudo_labels_above is None:
+            return f"{when}, on human labels only"
+        return f"{when}, also on pseudo-labels above {self.include_pseudo_labels_above:g}"
+
 
 def _is_project_retrain(task, project_id: int) -> bool:
     try:

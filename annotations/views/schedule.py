@@ -52,6 +52,5 @@ def schedule_page(request: HttpRequest, project_pk: int) -> HttpResponse:
         "schedule",
         form=form,
         schedule=schedule,
-        weekday_name=scheduling.WEEKDAYS[schedule.weekday % 7],
     )
     return render(request, "annotations/schedule.html", context, status=status)

@@ -38,7 +38,12 @@ _COLUMNS = (
     "label__source",
     "label__author__username",
     "label__updated_at",
+    "label__note",
+    "source_file",
+    "source_line",
+    "import_job_id",
 )
+_N_SOURCE = len(_COLUMNS)
 _PREDICTION_COLUMNS = (
     "active_prediction__predicted_class",
     "active_prediction__confidence",
@@ -144,8 +149,8 @@ def iter_final_labels(
             return
         last_id = batch[-1][0]
         for values in batch:
-            prediction = values[11:14] if len(values) > 11 else (None, None, None)
-            source_row = SourceRow(*values[:11], *prediction, number)
+            prediction = values[_N_SOURCE:] if len(values) > _N_SOURCE else (None, None, None)
+            source_row = SourceRow(*values[:_N_SOURCE], *prediction, number)
             stats.scanned += 1
             row = resolve_final_label(source_row, matcher)
             if row is None:

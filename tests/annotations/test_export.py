@@ -367,3 +367,13 @@ def test_export_rows_carry_their_provenance_source_file_line_import_and_note(
     assert {"label_source", "note", "source_file", "source_line", "import_id"} <= set(
         table.column_names
     )
+
+
+def test_a_parquet_export_embeds_its_dataset_card_in_the_footer(labeled_project):
+    from annotations.services.export import PARQUET_CARD_KEY
+
+    data = _export(labeled_project, "parquet")
+    metadata = pq.read_metadata(io.BytesIO(data)).metadata
+    card = json.loads(metadata[PARQUET_CARD_KEY.encode()])
+    assert card["rows"] == pq.read_table(io.BytesIO(data)).num_rows > 0
+    assert card["format"] == "parquet" and "label_source" in card["column_docs"]

@@ -218,9 +218,17 @@ class _Spool:
 
 
 def iter_parquet(
-    rows: Iterable[FinalLabelRow], classes: list[str], row_group_size: int = PARQUET_ROW_GROUP
+    rows: Iterable[FinalLabelRow],
+    classes: list[str],
+    row_group_size: int = PARQUET_ROW_GROUP,
+    *,
+    footer_metadata: Callable[[], dict[str, str]] | None = None,
 ) -> Iterator[bytes]:
-    """Parquet written one row group at a time (memory ~ one row group), zstd-compressed."""
+    """Parquet written one row group at a time (memory ~ one row group), zstd-compressed.
+
+    ``footer_metadata`` is called after the last row (so counts over the rows are complete) and
+    its key/value pairs go into the file's footer (the dataset card, for one).
+    """
     schema = parquet_schema(classes)
     names = schema.names
     spool = _Spool()
@@ -249,6 +257,8 @@ def iter_parquet(
                 yield flush()
         if columns[0]:
             yield flush()
+        if footer_metadata is not None:
+            writer.add_key_value_metadata(footer_metadata())
         writer.close()  # writes the footer
         finished = True
     finally:

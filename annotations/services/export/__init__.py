@@ -101,16 +101,23 @@ def stream_export(
 
     def card_metadata() -> dict[str, str]:
         # The Parquet file carries its own dataset card (counted over the rows just written).
-        card = build_card(
-            project=project,
-            filters=filters,
-            stats=stats,
-            model_version=get_active_model_version(project=project),
-            export_format=export_format,
-        )
+        card = _card_of(project, filters, stats, export_format)
         return {PARQUET_CARD_KEY: card_json(card)}
 
     return WRITERS[export_format](rows, classes, footer_metadata=card_metadata)
+
+
+def _card_of(
+    project: Project, filters: FinalLabelFilters, stats: FinalLabelStats, export_format
+) -> dict:
+    """The card of the rows `stats` counted, with the model version whose predictions they use."""
+    return build_card(
+        project=project,
+        filters=filters,
+        stats=stats,
+        model_version=get_active_model_version(project=project),
+        export_format=export_format,
+    )
 
 
 def build_export_card(
@@ -120,13 +127,7 @@ def build_export_card(
     stats = FinalLabelStats()
     for _ in iter_final_labels(project=project, filters=filters, stats=stats):
         pass
-    return build_card(
-        project=project,
-        filters=filters,
-        stats=stats,
-        model_version=get_active_model_version(project=project),
-        export_format=export_format,
-    )
+    return _card_of(project, filters, stats, export_format)
 
 
 @dataclass(frozen=True)
@@ -163,13 +164,7 @@ def write_export(
             if on_progress is not None:
                 on_progress(stats.scanned)
     os.replace(tmp, out)
-    card = build_card(
-        project=project,
-        filters=filters,
-        stats=stats,
-        model_version=get_active_model_version(project=project),
-        export_format=export_format,
-    )
+    card = _card_of(project, filters, stats, export_format)
     md_path = out.with_name(out.name + ".card.md")
     json_path = out.with_name(out.name + ".card.json")
     for path, text in ((md_path, card_markdown(card)), (json_path, card_json(card))):

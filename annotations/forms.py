@@ -6,6 +6,8 @@ from django import forms
 
 from annotations.models import ImportJob, Label, Project
 from annotations.selectors.queue import QueueFilters
+from annotations.services.scheduling import WEEKDAYS
+from annotations.services.training import get_train_defaults
 
 
 class QueueFilterForm(forms.Form):
@@ -82,39 +84,76 @@ class ReviewActionForm(forms.Form):
         return Label.Status.LABELED
 
 
+def _pseudo_label_threshold_field() -> forms.FloatField:
+    return forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Also train on pseudo-labels above confidence",
+        help_text="Leave empty to train on human labels only.",
+    )
+
+
 class RunStartForm(forms.Form):
     """Parameters of a train / pseudo-label / retrain run (the main knobs only)."""
 
     kind = forms.ChoiceField(
         choices=[
-            ("train", "Train a new model"),
+            ("retrain", "Retrain (train, then pseudo-label with it if promoted)"),
+            ("train", "Train only (the queue keeps the previous model's predictions)"),
             ("pseudolabel", "Pseudo-label with the active model"),
-            ("retrain", "Retrain (train, then pseudo-label if promoted)"),
         ],
         label="Job",
     )
-    epochs = forms.IntegerField(min_value=1, max_value=100, initial=3, label="Epochs")
+    epochs = forms.IntegerField(required=False, min_value=1, max_value=1000, label="Epochs")
     learning_rate = forms.FloatField(
-        min_value=1e-7, max_value=1.0, initial=2e-4, label="Learning rate"
+        required=False, min_value=1e-9, max_value=0.999999, label="Learning rate"
     )
-    lora_r = forms.IntegerField(min_value=1, max_value=256, initial=8, label="LoRA rank")
-    include_pseudo_labels_above = forms.FloatField(
-        required=False,
-        min_value=0,
-        max_value=1,
-        label="Include pseudo-labels above confidence",
-        help_text="Leave empty to train on human labels only.",
-    )
+    lora_r = forms.IntegerField(required=False, min_value=1, max_value=256, label="LoRA rank")
+    include_pseudo_labels_above = _pseudo_label_threshold_field()
     force_promote = forms.BooleanField(
         required=False, label="Promote even if the metrics are worse"
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Empty means TrainConfig's default, shown as the placeholder (never pre-filled, so the
+        # form cannot drift from the defaults the CLI and the API use).
+        for name, default in get_train_defaults().items():
+            if name in self.fields:
+                self.fields[name].widget.attrs["placeholder"] = f"{default:g}"
+                self.fields[name].help_text = f"Empty: the default, {default:g}."
+
     def params(self) -> dict:
         data = self.cleaned_data
-        return {
-            "epochs": data["epochs"],
-            "learning_rate": data["learning_rate"],
-            "lora_r": data["lora_r"],
-            "include_pseudo_labels_above": data["include_pseudo_labels_above"],
-            "force_promote": bool(data["force_promote"]),
+        params = {
+            key: data[key]
+            for key in ("epochs", "learning_rate", "lora_r", "include_pseudo_labels_above")
+            if data[key] is not None
         }
+        return {**params, "force_promote": bool(data["force_promote"])}
+
+
+class ScheduleForm(forms.Form):
+    """The project's retrain schedule (Schedule page): when, and on which labels."""
+
+    mode = forms.ChoiceField(
+        choices=[
+            ("off", "Off (retrain only when an admin starts it)"),
+            ("nightly", "Every night at"),
+            ("weekly", "Every week on"),
+            ("reviews", "After a number of new reviews"),
+        ],
+        widget=forms.RadioSelect,
+        label="Retrain automatically",
+    )
+    weekday = forms.TypedChoiceField(
+        coerce=int, choices=list(enumerate(WEEKDAYS)), initial=1, label="Day (weekly)"
+    )
+    time = forms.TimeField(
+        initial="02:00", label="Time of day", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    min_new_reviews = forms.IntegerField(
+        min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"
+    )
+    include_pseudo_labels_above = _pseudo_label_threshold_field()

@@ -83,6 +83,11 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"{self.file_name} ({self.state})"
 
+    @property
+    def rows_already_present(self) -> int:
+        """Rows read that added no interaction: already in the project (or twice in the file)."""
+        return max(0, self.rows_read - self.interactions_created)
+
 
 class Interaction(models.Model):
     """One drug-drug interaction sentence. Immutable once imported; changed text is a new row."""
@@ -395,6 +400,22 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
+
+    @property
+    def started_by(self) -> str:
+        """Who started the run: its user, else its parent's (a retrain's pseudo-label step),
+        else what did (the scheduler, setup_demo, a manage.py command)."""
+        root = self
+        while root.created_by_id is None and root.parent_id is not None:
+            root = root.parent
+        if root.created_by_id is not None:
+            return root.created_by.get_username()
+        key = root.idempotency_key or ""
+        if key.startswith("schedule:"):
+            return "the scheduler"
+        if key.startswith("demo:"):
+            return "setup_demo (the first demo model)"
+        return "a manage.py command"
 
 
 class RunChunk(models.Model):

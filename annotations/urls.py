@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotations.views import dashboard, review, runs
+from annotations.views import dashboard, review, runs, schedule
 from annotations.views import export as export_views
 from annotations.views import imports as import_views
 from annotations.views import rules as rule_views
@@ -28,6 +28,7 @@ urlpatterns = [
     # --- Training runs from the browser (Admin) ---------------------------------------------
     path("projects/<int:project_pk>/runs/", runs.run_list, name="runs"),
     path("projects/<int:project_pk>/runs/start/", runs.run_start, name="run_start"),
+    path("projects/<int:project_pk>/schedule/", schedule.schedule_page, name="schedule"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/progress/", runs.run_progress, name="run_progress"),
     path("runs/<int:pk>/cancel/", runs.run_cancel, name="run_cancel"),

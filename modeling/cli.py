@@ -24,7 +24,13 @@ from modeling.backbones import BackboneNotAvailable
 from modeling.checkpoints import CheckpointMismatch
 from modeling.config import TrainConfig
 from modeling.onnx_runtime import OnnxNotAvailable
-from modeling.tables import InputFileError, blinded_text, iter_rows, read_labelled
+from modeling.tables import (
+    InputFileError,
+    SkippedRow,
+    blinded_text,
+    iter_rows,
+    read_labelled,
+)
 
 EXIT_USAGE = 2
 _EXPECTED_ERRORS = (
@@ -157,8 +163,10 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = Predictor.load(
         args.model, quantize=args.int8, backend=args.backend, device=args.device
     )
-    # tee buffers at most one inference window of rows between the two consumers.
-    rows_for_text, rows_for_output = tee(iter_rows(args.input))
+    # tee buffers at most one inference window of rows between the two consumers. Rows that
+    # cannot be used are listed and skipped: one bad row must not cost the other 192,283.
+    skipped: list[SkippedRow] = []
+    rows_for_text, rows_for_output = tee(iter_rows(args.input, skipped=skipped))
     with args.input.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle))
     out_columns = [*header, "predicted_label", "confidence", "uncertainty", "why_unsure"]
@@ -184,6 +192,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 + [f"{value:.6f}" for value in probs]
             )
     os.replace(partial, args.output)
+    _report_skipped(skipped, args.output)
     return 0
 
 
@@ -200,6 +209,25 @@ def iter_scores(predictor, texts: Iterable[str], *, batch_size: int) -> Iterator
                 scores.seen[i], scores.novelty[i], scores.direction[i], scores.agreement[i]
             )
             yield scores.probabilities[i], float(scores.confidence[i]), "; ".join(why)
+
+
+def _report_skipped(skipped: list[SkippedRow], output: Path, *, shown: int = 5) -> None:
+    """Name the skipped rows on stderr (the first few) and all of them in a CSV beside output."""
+    report = output.with_name(output.stem + ".skipped.csv")
+    if not skipped:
+        report.unlink(missing_ok=True)
+        return
+    with report.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["line", "problem"])
+        writer.writerows((row.line, row.problem) for row in skipped)
+    for row in skipped[:shown]:
+        print(f"skipped {row.problem}", file=sys.stderr)
+    more = f" ({len(skipped) - shown} more)" if len(skipped) > shown else ""
+    print(
+        f"{len(skipped)} row(s) skipped{more}, the rest predicted; all listed in {report}",
+        file=sys.stderr,
+    )
 
 
 def evaluate_texts(predictor, texts: Sequence[str], labels: Sequence[str]) -> dict:

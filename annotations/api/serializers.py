@@ -20,6 +20,7 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.services.export import FORMATS
 from annotations.services.final_labels import SOURCES
+from annotations.services.training import get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------
 
@@ -244,11 +245,27 @@ class RulePreviewIn(serializers.Serializer):
     label_class = serializers.CharField(**_CLASS_NAME)
 
 
+_TRAIN_DEFAULTS = get_train_defaults()
+
+
+def _default_help(name: str) -> str:
+    return f"Omit for the default, {_TRAIN_DEFAULTS[name]:g} (TrainConfig)."
+
+
 class RunParamsIn(serializers.Serializer):
     backbone = serializers.CharField(max_length=500, required=False)
-    epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    learning_rate = serializers.FloatField(min_value=1e-9, max_value=0.999999, required=False)
-    lora_r = serializers.IntegerField(min_value=1, max_value=256, required=False)
+    epochs = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text=_default_help("epochs")
+    )
+    learning_rate = serializers.FloatField(
+        min_value=1e-9,
+        max_value=0.999999,
+        required=False,
+        help_text=_default_help("learning_rate"),
+    )
+    lora_r = serializers.IntegerField(
+        min_value=1, max_value=256, required=False, help_text=_default_help("lora_r")
+    )
     include_pseudo_labels_above = serializers.FloatField(
         min_value=0.0, max_value=1.0, required=False, allow_null=True
     )

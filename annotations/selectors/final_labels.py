@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import FilteredRelation, Q
 
 from annotations.models import Interaction, Label, ModelVersion, Project
+from annotations.selectors.versions import get_serving_model_version
 from annotations.services.final_labels import (
     SOURCES,
     FinalLabelRow,
@@ -37,7 +38,12 @@ _COLUMNS = (
     "label__source",
     "label__author__username",
     "label__updated_at",
+    "label__note",
+    "source_file",
+    "source_line",
+    "import_job_id",
 )
+_N_SOURCE = len(_COLUMNS)
 _PREDICTION_COLUMNS = (
     "active_prediction__predicted_class",
     "active_prediction__confidence",
@@ -98,7 +104,8 @@ class FinalLabelStats:
 
 
 def get_active_model_version(*, project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).first()
+    """The version whose predictions the final labels use (see get_serving_model_version)."""
+    return get_serving_model_version(project=project)
 
 
 def _base_queryset(project: Project, model_version: ModelVersion | None, filters):
@@ -142,8 +149,8 @@ def iter_final_labels(
             return
         last_id = batch[-1][0]
         for values in batch:
-            prediction = values[11:14] if len(values) > 11 else (None, None, None)
-            source_row = SourceRow(*values[:11], *prediction, number)
+            prediction = values[_N_SOURCE:] if len(values) > _N_SOURCE else (None, None, None)
+            source_row = SourceRow(*values[:_N_SOURCE], *prediction, number)
             stats.scanned += 1
             row = resolve_final_label(source_row, matcher)
             if row is None:

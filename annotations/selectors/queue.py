@@ -53,6 +53,7 @@ from annotations.models import (
     ReviewClaim,
     ReviewSkip,
 )
+from annotations.selectors.versions import get_serving_model_version
 
 DEFAULT_PAGE_SIZE = 25
 SPREAD_WINDOW_FACTOR = 8
@@ -138,7 +139,8 @@ class QueuePage:
 
 
 def get_active_model_version(project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).first()
+    """The version whose predictions the queue shows (see get_serving_model_version)."""
+    return get_serving_model_version(project=project)
 
 
 def _interaction_filters(

@@ -20,10 +20,17 @@ from annotations.models import (
     Project,
     Run,
 )
+from annotations.selectors.versions import get_serving_model_version
 
 HISTOGRAM_BINS = 10
 # Numeric metrics charted over model versions (others stay in the table).
 CHARTED_METRICS = ("accuracy", "macro_f1", "ece_after")
+# The chart legend's words for them (not field names).
+CHARTED_METRIC_NAMES = {
+    "accuracy": "accuracy (validation)",
+    "macro_f1": "macro-F1 (validation)",
+    "ece_after": "calibration error (after scaling)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ def get_dashboard_counts(*, project: Project) -> DashboardCounts:
         flagged=Count("id", filter=Q(status=Label.Status.UNCLEAR)),
     )
     threshold = settings.DDI_LOW_CONFIDENCE
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     pseudo = low = 0
     if active is not None:
         unlabeled = ~Exists(Label.objects.filter(interaction_id=OuterRef("interaction_id")))
@@ -75,7 +82,7 @@ def get_class_distribution(*, project: Project) -> dict[str, dict[str, int]]:
         .values_list("label_class", "n")
     )
     predicted: dict[str, int] = {}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     if active is not None:
         predicted = dict(
             Prediction.objects.filter(model_version=active)
@@ -95,7 +102,7 @@ def get_confidence_histogram(*, project: Project) -> dict:
     classes = list(project.label_classes)
     edges = [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)]
     counts = {name: [0] * HISTOGRAM_BINS for name in classes}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = get_serving_model_version(project=project)
     if active is not None:
         # confidence 1.0 belongs to the last bin, hence LEAST(..., bins - 1).
         bin_expr = Least(
@@ -160,6 +167,7 @@ def get_metrics_over_versions(*, project: Project) -> dict:
     return {
         "versions": [f"v{v['number']}" for v in versions],
         "series": {name: values for name, values in series.items() if any(values)},
+        "names": CHARTED_METRIC_NAMES,
     }
 
 

@@ -46,6 +46,12 @@ class FinalLabelRow:
     reviewed_at: datetime | None
     flagged_unclear: bool
     probabilities: list[float] | None
+    # Provenance: where the row came from and how its label was made.
+    label_source: str = ""  # the Label's own source: seed, import, review... ("" when none)
+    note: str = ""  # the reviewer's note (why it was flagged unclear, for example)
+    source_file: str = ""
+    source_line: int | None = None
+    import_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +69,10 @@ class SourceRow:
     label_source: str | None
     label_author: str | None
     label_updated_at: datetime | None
+    label_note: str | None
+    source_file: str
+    source_line: int | None
+    import_id: int | None
     predicted_class: str | None
     confidence: float | None
     probabilities: list[float] | None
@@ -106,4 +116,9 @@ def resolve_final_label(row: SourceRow, matcher: RuleMatcher) -> FinalLabelRow |
         reviewed_at=reviewed_at,
         flagged_unclear=flagged,
         probabilities=row.probabilities if has_prediction else None,
+        label_source=row.label_source or "",
+        note=row.label_note or "",
+        source_file=row.source_file,
+        source_line=row.source_line,
+        import_id=row.import_id,
     )

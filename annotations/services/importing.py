@@ -137,10 +137,17 @@ def resolve_columns(
         else:
             resolved[key] = found
     unused = [name for name in header if name not in resolved.values()]
-    issues = [
-        ImportIssue(1, expected, _missing_column_message(expected, header, unused, delimiter))
-        for expected in missing
-    ]
+    wrong_separator = _separator_hint(header, delimiter) if missing else ""
+    if wrong_separator:
+        # One problem, said once (not once per missing column).
+        shown = repr(header[0][:200])
+        message = f"{wrong_separator}; the header read as one column: {shown}"
+        issues = [ImportIssue(1, None, message)]
+    else:
+        issues = [
+            ImportIssue(1, expected, _missing_column_message(expected, header, unused))
+            for expected in missing
+        ]
     for key in (*ColumnMapping.OPTIONAL, "group_by"):
         expected = getattr(mapping, key)
         if expected and _norm(expected) in by_norm:
@@ -153,9 +160,30 @@ def resolve_columns(
     return resolved
 
 
-def _missing_column_message(
-    expected: str, header: list[str], unused: list[str], delimiter: str | None
-) -> str:
+def _separator_hint(header: list[str], delimiter: str | None) -> str:
+    """'the header looks semicolon-separated but ...' when a one-column header holds another
+    separator; "" otherwise."""
+    if delimiter and len(header) == 1:
+        for other, name in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
+            if other != delimiter and other in header[0]:
+                expected_name = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
+                return (
+                    f"the header looks {name}-separated but a {expected_name}-separated file "
+                    "was expected"
+                )
+    return ""
+
+
+def column_alias_notes(columns: dict[str, str], mapping: ColumnMapping) -> list[str]:
+    """ "read 'DrugA' as 'Drug 1'" for each required column found under another name."""
+    return [
+        f"read {columns[key]!r} as {getattr(mapping, key)!r}"
+        for key in mapping.required_keys()
+        if key in columns and _norm(columns[key]) != _norm(getattr(mapping, key))
+    ]
+
+
+def _missing_column_message(expected: str, header: list[str], unused: list[str]) -> str:
     # A hostile header can hold 100k names: show the first few, never a megabyte of report.
     shown = ", ".join(repr(h[:100]) for h in header[:MAX_LISTED_COLUMNS]) or "none"
     if len(header) > MAX_LISTED_COLUMNS:
@@ -164,15 +192,6 @@ def _missing_column_message(
     close = get_close_matches(expected, unused, n=1, cutoff=0.6)
     if close:
         message += f"; did you mean {close[0]!r}?"
-    if delimiter and len(header) == 1:
-        for other, name in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
-            if other != delimiter and other in header[0]:
-                expected_name = {",": "comma", "\t": "tab"}.get(delimiter, repr(delimiter))
-                message += (
-                    f"; the header looks {name}-separated"
-                    f" but a {expected_name}-separated file was expected"
-                )
-                break
     return message
 
 
@@ -293,7 +312,7 @@ def _import_rows(
         columns = resolve_columns(header, mapping, file_name=file_name, delimiter=delimiter)
         writer = _BatchWriter(job=job, label_source=label_source, user=user)
         issues: list[ImportIssue] = []
-        notes: list[str] = []
+        notes: list[str] = column_alias_notes(columns, mapping)
         rows_read = 0
         checked = _validated(rows, columns, job.project, mapping, notes)
         if mapping.uses_offsets:

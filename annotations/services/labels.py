@@ -11,6 +11,7 @@ so two reviewers pulling "next" are not handed the same item at the same time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,13 +25,13 @@ from annotations.models import (
     Interaction,
     Label,
     LabelEvent,
-    ModelVersion,
     Prediction,
     Project,
     ReviewClaim,
     ReviewSkip,
 )
 from annotations.selectors.queue import QueueFilters, list_next_queue_items
+from annotations.selectors.versions import get_serving_model_version
 
 CLAIM_TTL = timedelta(minutes=10)
 # Leases one reviewer holds at once: taking another releases the oldest (a reviewer walking
@@ -41,7 +42,7 @@ UNDO_HISTORY_LIMIT = 500
 
 
 def _active_prediction(interaction: Interaction) -> Prediction | None:
-    active = ModelVersion.objects.filter(project_id=interaction.project_id, is_active=True).first()
+    active = get_serving_model_version(project=interaction.project)
     if active is None:
         return None
     return Prediction.objects.filter(interaction=interaction, model_version=active).first()
@@ -54,12 +55,21 @@ def _describe(label: Label) -> str:
     return f"{who} saved {what!r} (version {label.version}, {when})"
 
 
-def _conflict(interaction: Interaction, expected_version: int | None) -> EditConflict:
+def _conflict(
+    interaction: Interaction, expected_version: int | None, user: AbstractBaseUser | None
+) -> EditConflict:
     current = Label.objects.select_related("author").filter(interaction=interaction).first()
     if current is None:
         return EditConflict(
             f"Interaction {interaction.pk}: the label you loaded (version {expected_version}) "
             "was removed in the meantime. Nothing was saved; reload the item."
+        )
+    if user is not None and current.author_id == user.pk:
+        # The usual cause: the browser's Back button (or a second tab) showed an older page.
+        return EditConflict(
+            f"You changed interaction {interaction.pk} in another tab or on a newer page "
+            f"(the Back button shows the old one): {_describe(current)}. This older page's "
+            "change was not saved; check the current label and decide again."
         )
     return EditConflict(
         f"Interaction {interaction.pk} was changed by someone else: {_describe(current)}. "
@@ -103,7 +113,7 @@ def _write(
     current = Label.objects.filter(interaction=interaction).first()
     if current is None:
         if expected_version is not None:
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         # Versions keep counting across an undo that removed the label, so a page loaded before
         # the removal can never match a re-created label by accident.
         last = (
@@ -127,11 +137,11 @@ def _write(
                     version=new_version,
                 )
         except IntegrityError:
-            raise _conflict(interaction, expected_version) from None
+            raise _conflict(interaction, expected_version, user) from None
         old_class, old_status = "", ""
     else:
         if expected_version != current.version:
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         updated = Label.objects.filter(pk=current.pk, version=expected_version).update(
             label_class=label_class,
             status=status,
@@ -142,7 +152,7 @@ def _write(
             updated_at=timezone.now(),
         )
         if updated != 1:  # lost the race between our read and our write
-            raise _conflict(interaction, expected_version)
+            raise _conflict(interaction, expected_version, user)
         label = Label.objects.get(pk=current.pk)
         old_class, old_status = current.label_class, current.status
     LabelEvent.objects.create(
@@ -219,10 +229,16 @@ def accept_prediction(
     )
 
 
-def _last_undoable_event(user: AbstractBaseUser) -> LabelEvent | None:
-    """The user's most recent label action that has not been undone yet (an undo stack)."""
+def _last_undoable_event(user: AbstractBaseUser, project: Project) -> LabelEvent | None:
+    """The user's most recent label action in the project not undone yet (an undo stack).
+
+    Per project: an undo event concerns the same interaction as the action it reverts, so each
+    project's events form a stack of their own.
+    """
     pending_undos = 0
-    events = LabelEvent.objects.filter(actor=user).order_by("-id")[:UNDO_HISTORY_LIMIT]
+    events = LabelEvent.objects.filter(actor=user, interaction__project=project).order_by("-id")[
+        :UNDO_HISTORY_LIMIT
+    ]
     for event in events:
         if event.action == LabelEvent.Action.UNDO:
             pending_undos += 1
@@ -233,16 +249,26 @@ def _last_undoable_event(user: AbstractBaseUser) -> LabelEvent | None:
     return None
 
 
-def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
-    """Revert the user's most recent label change that is not undone yet (repeatable, like Ctrl-Z).
+@dataclass(frozen=True)
+class UndoneAction:
+    """What an undo reverted: the interaction, its label now (None: removed), the UNDO event."""
+
+    interaction: Interaction
+    label: Label | None
+    event: LabelEvent
+
+
+def undo_last_action(*, user: AbstractBaseUser, project: Project) -> UndoneAction | None:
+    """Revert the user's most recent label change in the project that is not undone yet
+    (repeatable, like Ctrl-Z; another project's changes are never touched).
 
     Side effects: restores the previous class/status/source/author (or removes the label if there
-    was none), appends an UNDO LabelEvent. Returns the restored Label, or None when the label was
-    removed or there is nothing to undo. Raises EditConflict when someone else changed that label
-    afterwards (their change is kept).
+    was none), appends an UNDO LabelEvent. Returns what was undone, or None when there is nothing
+    to undo in the project. Raises EditConflict when someone else changed that label afterwards
+    (their change is kept).
     """
     with transaction.atomic():
-        event = _last_undoable_event(user)
+        event = _last_undoable_event(user, project)
         if event is None:
             return None
         interaction = Interaction.objects.select_related("project").get(pk=event.interaction_id)
@@ -284,7 +310,7 @@ def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
                 )
             restored = Label.objects.get(pk=current.pk)
             version = restored.version
-        LabelEvent.objects.create(
+        undo = LabelEvent.objects.create(
             interaction=interaction,
             actor=user,
             action=LabelEvent.Action.UNDO,
@@ -298,7 +324,7 @@ def undo_last_action(*, user: AbstractBaseUser) -> Label | None:
             model_version_id=prediction.model_version_id if prediction else None,
             predicted_class=prediction.predicted_class if prediction else "",
         )
-        return restored
+        return UndoneAction(interaction=interaction, label=restored, event=undo)
 
 
 def skip_interaction(*, interaction: Interaction, user: AbstractBaseUser) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from django.db import transaction
 from django.db.models import Q
@@ -88,7 +90,12 @@ def trigger_scheduled_retrain(*, project_id: int, window_minutes: int = 60) -> R
         return None
     window = _window_start(timezone.now(), window_minutes)
     key = f"schedule:retrain:{project_id}:{window:%Y-%m-%dT%H:%M}"
-    return start_retrain_run(project=project, idempotency_key=key)
+    # The pseudo-label threshold is the policy's (set on the Schedule page or in the admin).
+    policy = RetrainPolicy.objects.filter(project=project).first()
+    params = {}
+    if policy is not None and policy.include_pseudo_labels_above is not None:
+        params["include_pseudo_labels_above"] = policy.include_pseudo_labels_above
+    return start_retrain_run(project=project, params=params, idempotency_key=key)
 
 
 def count_new_reviews(*, project: Project, since: datetime | None) -> int:
@@ -139,3 +146,179 @@ def check_retrain_policies() -> list[Run]:
         logger.info("retrain policy of %s fired: run %s", project, run.pk)
         started.append(run)
     return started
+
+
+# --- the Schedule page: one retrain schedule per project ----------------------------------------
+# The time-based part lives in django-celery-beat (a PeriodicTask running SCHEDULED_RETRAIN_TASK
+# with args [project id]); the review-count part and the pseudo-label threshold live in the
+# project's RetrainPolicy. Nothing is copied: the page reads both, so an edit made in the Django
+# admin shows here and the other way round.
+
+
+class ScheduleMode(StrEnum):
+    OFF = "off"
+    NIGHTLY = "nightly"
+    WEEKLY = "weekly"
+    REVIEWS = "reviews"
+
+
+WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+
+@dataclass(frozen=True)
+class ProjectSchedule:
+    """What the Schedule page shows: the current choice, the next planned run, the last run."""
+
+    mode: ScheduleMode
+    hour: int
+    minute: int
+    weekday: int  # 0 = Sunday, as in crontab
+    min_new_reviews: int
+    include_pseudo_labels_above: float | None
+    timezone_name: str
+    periodic_task: object | None
+    next_run_at: datetime | None
+    reviews_since_last: int | None
+    last_run: Run | None
+
+    @property
+    def summary(self) -> str:
+        """The schedule in one sentence ("Every night at 02:00 (UTC), on human labels only")."""
+        at = f"{self.hour:02d}:{self.minute:02d} ({self.timezone_name})"
+        when = {
+            ScheduleMode.OFF: "Off",
+            ScheduleMode.NIGHTLY: f"Every night at {at}",
+            ScheduleMode.WEEKLY: f"Every {WEEKDAYS[self.weekday % 7]} at {at}",
+            ScheduleMode.REVIEWS: f"After {self.min_new_reviews} new reviews",
+        }[self.mode]
+        if self.mode == ScheduleMode.OFF:
+            return when
+        if self.include_pseudo_labels_above is None:
+            return f"{when}, on human labels only"
+        return f"{when}, also on pseudo-labels above {self.include_pseudo_labels_above:g}"
+
+
+def _is_project_retrain(task, project_id: int) -> bool:
+    try:
+        args = json.loads(task.args or "[]")
+    except ValueError:
+        return False
+    return bool(args) and args[0] == project_id
+
+
+def find_retrain_task(*, project: Project):
+    """The project's time-based retrain PeriodicTask (made here or in the admin), or None."""
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = PeriodicTask.objects.filter(task=SCHEDULED_RETRAIN_TASK).select_related("crontab")
+    matching = [t for t in tasks.order_by("-enabled", "id") if _is_project_retrain(t, project.pk)]
+    return matching[0] if matching else None
+
+
+def _next_crontab_run(task) -> datetime | None:
+    if task is None or not task.enabled or task.crontab is None:
+        return None
+    now = timezone.now()
+    schedule = task.crontab.schedule
+    return now + schedule.remaining_estimate(now)
+
+
+def _single_number(value: str) -> int:
+    """A crontab field that is one plain number ('2'); 0 for '*', '1-5', '*/2'... (the page's
+    choices cannot express those; saving the page replaces them)."""
+    return int(value) if value.isdigit() else 0
+
+
+def get_project_schedule(*, project: Project) -> ProjectSchedule:
+    """Read the project's schedule from beat's PeriodicTask and the RetrainPolicy."""
+    policy = RetrainPolicy.objects.filter(project=project).first()
+    task = find_retrain_task(project=project)
+    mode, hour, minute, weekday = ScheduleMode.OFF, 2, 0, 0
+    tz_name = timezone.get_default_timezone_name()
+    if task is not None and task.enabled and task.crontab is not None:
+        crontab = task.crontab
+        tz_name = str(crontab.timezone)
+        hour, minute = _single_number(crontab.hour), _single_number(crontab.minute)
+        weekday = _single_number(crontab.day_of_week)
+        mode = ScheduleMode.NIGHTLY if crontab.day_of_week == "*" else ScheduleMode.WEEKLY
+    elif policy is not None and policy.enabled:
+        mode = ScheduleMode.REVIEWS
+    reviews = None
+    if mode == ScheduleMode.REVIEWS and policy is not None:
+        active = ModelVersion.objects.filter(project=project, is_active=True).first()
+        marks = [t for t in (active and active.created_at, policy.last_triggered_at) if t]
+        reviews = count_new_reviews(project=project, since=max(marks) if marks else None)
+    last_run = (
+        Run.objects.filter(project=project, idempotency_key__startswith="schedule:")
+        .select_related("model_version")
+        .first()
+    )
+    return ProjectSchedule(
+        mode=mode,
+        hour=hour,
+        minute=minute,
+        weekday=weekday,
+        min_new_reviews=policy.min_new_reviews if policy else 50,
+        include_pseudo_labels_above=policy.include_pseudo_labels_above if policy else None,
+        timezone_name=tz_name,
+        periodic_task=task,
+        next_run_at=_next_crontab_run(task),
+        reviews_since_last=reviews,
+        last_run=last_run,
+    )
+
+
+@transaction.atomic
+def save_project_schedule(
+    *,
+    project: Project,
+    mode: ScheduleMode,
+    hour: int = 2,
+    minute: int = 0,
+    weekday: int = 0,
+    min_new_reviews: int = 50,
+    include_pseudo_labels_above: float | None = None,
+) -> ProjectSchedule:
+    """Write the schedule into beat's PeriodicTask and the RetrainPolicy. Safe to run twice.
+
+    Nightly/weekly enable the PeriodicTask (a crontab in the server's time zone) and switch the
+    review-count policy off; "after N reviews" does the opposite; "off" disables both. The
+    PeriodicTask is kept (disabled) rather than deleted, so its run history stays in the admin.
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    policy, _ = RetrainPolicy.objects.get_or_create(project=project)
+    policy.enabled = mode == ScheduleMode.REVIEWS
+    policy.min_new_reviews = min_new_reviews
+    policy.include_pseudo_labels_above = include_pseudo_labels_above
+    policy.save(update_fields=["enabled", "min_new_reviews", "include_pseudo_labels_above"])
+
+    task = find_retrain_task(project=project)
+    if mode in (ScheduleMode.NIGHTLY, ScheduleMode.WEEKLY):
+        crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=str(minute),
+            hour=str(hour),
+            day_of_week="*" if mode == ScheduleMode.NIGHTLY else str(weekday),
+            day_of_month="*",
+            month_of_year="*",
+            timezone=timezone.get_default_timezone_name(),
+        )
+        fields = {"crontab": crontab, "interval": None, "enabled": True}
+        if task is None:
+            PeriodicTask.objects.create(
+                name=f"ddi: scheduled retrain of project {project.pk} ({project.name})"[:200],
+                task=SCHEDULED_RETRAIN_TASK,
+                args=json.dumps([project.pk]),
+                **fields,
+            )
+        else:
+            for name, value in fields.items():
+                setattr(task, name, value)
+            task.save()
+    elif task is not None and task.enabled:
+        task.enabled = False
+        task.save()
+    if mode == ScheduleMode.REVIEWS and not PeriodicTask.objects.filter(task=POLICY_TASK).exists():
+        # The review count is checked by beat's policy task; make sure it exists.
+        setup_default_schedules()
+    return get_project_schedule(project=project)

@@ -100,6 +100,19 @@ def gather_training_examples(
     return TrainingData(examples=examples, counts=counts)
 
 
+# The run parameters a person can set in the form, the API and `manage.py train`; their
+# defaults are TrainConfig's, read here so no page or command spells the numbers again.
+TUNABLE_PARAMS = ("epochs", "learning_rate", "lora_r", "max_length")
+
+
+def get_train_defaults() -> dict:
+    """TrainConfig's defaults of the tunable run parameters (what an empty field means)."""
+    from modeling.config import TrainConfig
+
+    defaults = TrainConfig()
+    return {key: getattr(defaults, key) for key in TUNABLE_PARAMS}
+
+
 def build_train_config(params: dict):
     """TrainConfig from the defaults, settings.DDI_BACKBONE and the run's params."""
     from modeling.config import TrainConfig
@@ -108,7 +121,7 @@ def build_train_config(params: dict):
         "backbone": params.get("backbone") or settings.DDI_BACKBONE,
         "checkpoint_every_steps": settings.DDI_TRAIN_CHECKPOINT_EVERY,
     }
-    for key in ("epochs", "learning_rate", "lora_r", "max_length"):
+    for key in TUNABLE_PARAMS:
         if params.get(key) is not None:
             values[key] = params[key]
     return TrainConfig(**values)

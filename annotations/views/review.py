@@ -260,24 +260,16 @@ def review_undo(request: HttpRequest, project_pk: int) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     current = visible_interactions(request).filter(pk=int(raw_current)).first()
-    my_undos = LabelEvent.objects.filter(actor=request.user, action=LabelEvent.Action.UNDO)
-    last_before = my_undos.order_by("-id").values_list("id", flat=True).first() or 0
     try:
-        labels.undo_last_action(user=request.user)
+        undone = labels.undo_last_action(user=request.user, project=project)
     except EditConflict as exc:
         return _render_pane(request, project, current, query, status=409, conflict=str(exc))
-    undone = (
-        my_undos.filter(id__gt=last_before)
-        .select_related("interaction__project")
-        .order_by("-id")
-        .first()
-    )
-    if undone is None or undone.interaction.project_id != project.pk:
+    if undone is None:
         return _render_pane(request, project, current, query, notice="Nothing to undo.")
     interaction = undone.interaction
     labels.claim_interaction(interaction_id=interaction.pk, user=request.user)
     notice = f"Undone: {interaction.drug_a} + {interaction.drug_b} is back to " + (
-        f"{undone.new_class or 'unclear'}." if undone.new_status else "no label."
+        f"{undone.event.new_class or 'unclear'}." if undone.event.new_status else "no label."
     )
     if not request.htmx:
         messages.info(request, notice)

@@ -14,43 +14,78 @@ from annotations.roles import Role
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.stats import list_model_versions
 from annotations.services import runs as run_service
+from annotations.services.workers import describe_missing_consumer
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 
 
 def _visible_run(request: HttpRequest, pk: int) -> Run:
     return get_object_or_404(
-        Run.objects.select_related("project", "model_version", "created_by").filter(
-            project__in=list_visible_projects(request.user)
-        ),
+        Run.objects.select_related(
+            "project", "model_version", "created_by", "parent__created_by"
+        ).filter(project__in=list_visible_projects(request.user)),
         pk=pk,
     )
 
 
+# What the run page calls each metric; a key not listed is shown with spaces for underscores.
+METRIC_NAMES = {
+    "accuracy": "Accuracy (validation)",
+    "macro_f1": "Macro-F1 (validation)",
+    "ece_before": "Calibration error before temperature scaling",
+    "ece_after": "Calibration error after temperature scaling",
+    "temperature": "Temperature",
+    "n_train": "Training examples (model selection)",
+    "n_val": "Validation examples",
+    "epochs_run": "Epochs run",
+    "best_epoch": "Best epoch",
+    "evaluated_on": "Metrics measured on",
+    "refit_on_all": "Refitted on all labels",
+    "n_refit": "Examples in the refit",
+    "device": "Device",
+    "train_seconds": "Training time (s)",
+}
+
+
 def _metric_rows(run: Run) -> list[tuple[str, str]]:
-    """The scalar metrics of the run's model version, formatted for a table."""
+    """The scalar metrics of the run's model version in human words, formatted for a table."""
     metrics = run.model_version.metrics if run.model_version else {}
     rows = []
     for key, value in metrics.items():
         if isinstance(value, (dict, list)):
             continue
-        rows.append((key, f"{value:.4f}" if isinstance(value, float) else str(value)))
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        rows.append((METRIC_NAMES.get(key, key.replace("_", " ").capitalize()), shown))
     return rows
 
 
 def _status_context(run: Run) -> dict:
-    return {"run": run, "metric_rows": _metric_rows(run)}
+    return {
+        "run": run,
+        "metric_rows": _metric_rows(run),
+        "no_worker": describe_missing_consumer(run=run),
+    }
 
 
 def _list_context(request: HttpRequest, project, form: RunStartForm) -> dict:
+    runs = list(
+        Run.objects.filter(project=project).select_related(
+            "model_version", "created_by", "parent__created_by"
+        )[:30]
+    )
+    queued = [run for run in runs if run.state == Run.State.QUEUED]
     return page_context(
         request,
         project,
         "runs",
         project=project,
         form=form,
-        runs=Run.objects.filter(project=project).select_related("model_version", "created_by")[:30],
+        runs=runs,
         versions=list_model_versions(project=project),
+        no_worker=describe_missing_consumer(run=queued[-1]) if queued else "",
     )
 
 

@@ -3,6 +3,20 @@
   "use strict";
   const PALETTE = ["#1f5fbf", "#d9822b", "#2e9d5b", "#b3261e", "#7b4fc9", "#0f8b8d", "#c24d8c", "#6b7280"];
   function color(i) { return PALETTE[i % PALETTE.length]; }
+  function anyData(series) { return series.some((values) => values.some((v) => v)); }
+  // An empty chart says so instead of drawing empty axes.
+  function chart(id, hasData, config) {
+    const canvas = document.getElementById(id);
+    if (!canvas) return;
+    if (!hasData) {
+      const note = document.createElement("p");
+      note.className = "muted no-data";
+      note.textContent = "No data yet.";
+      canvas.replaceWith(note);
+      return;
+    }
+    new Chart(canvas, config);
+  }
 
   function draw() {
     const node = document.getElementById("dashboard-data");
@@ -12,7 +26,7 @@
     Chart.defaults.maintainAspectRatio = false;
 
     const dist = data.distribution;
-    new Chart(document.getElementById("chart-distribution"), {
+    chart("chart-distribution", anyData([dist.labels, dist.predictions]), {
       type: "bar",
       data: {
         labels: dist.classes,
@@ -25,7 +39,7 @@
 
     const hist = data.histogram;
     const binLabels = hist.edges.slice(0, -1).map((lo, i) => lo.toFixed(1) + "–" + hist.edges[i + 1].toFixed(1));
-    new Chart(document.getElementById("chart-histogram"), {
+    chart("chart-histogram", anyData(hist.counts), {
       type: "bar",
       data: {
         labels: binLabels,
@@ -35,7 +49,7 @@
     });
 
     const thr = data.throughput;
-    new Chart(document.getElementById("chart-throughput"), {
+    chart("chart-throughput", anyData(thr.reviewers.map((r) => r.counts)), {
       type: "bar",
       data: {
         labels: thr.days.map((d) => d.slice(5)),
@@ -45,12 +59,14 @@
     });
 
     const met = data.metrics;
-    new Chart(document.getElementById("chart-metrics"), {
+    // One version is one point: draw it big enough to see.
+    const metPoint = met.versions.length === 1 ? 6 : 3;
+    chart("chart-metrics", anyData(Object.values(met.series)), {
       type: "line",
       data: {
         labels: met.versions,
         datasets: Object.keys(met.series).map((name, i) => ({
-          label: name, data: met.series[name], borderColor: color(i), backgroundColor: color(i), spanGaps: true,
+          label: met.names[name] || name, data: met.series[name], borderColor: color(i), backgroundColor: color(i), spanGaps: true, pointRadius: metPoint,
         })),
       },
       options: { scales: { y: { suggestedMin: 0, suggestedMax: 1 } } },

@@ -86,3 +86,53 @@ def test_cancel_a_queued_run(client, admin_ada, project):
     assert run.state == "cancelled"
     response = client.post(reverse("annotations:run_cancel", args=[run.pk]))
     assert response.status_code == 302  # a second cancel is a readable message, not an error
+
+
+def test_the_runs_list_names_who_started_each_run_and_whether_it_was_promoted(
+    client, admin_ada, project
+):
+    retrain = Run.objects.create(
+        project=project,
+        kind=Run.Kind.RETRAIN,
+        state=Run.State.SUCCEEDED,
+        created_by=admin_ada,
+        result={"promoted": True},
+    )
+    Run.objects.create(
+        project=project, kind=Run.Kind.PSEUDOLABEL, parent=retrain, state=Run.State.SUCCEEDED
+    )
+    Run.objects.create(
+        project=project,
+        kind=Run.Kind.TRAIN,
+        state=Run.State.SUCCEEDED,
+        idempotency_key="schedule:retrain:1:2026-12-01T02:00",
+        result={"promoted": False},
+    )
+    Run.objects.create(
+        project=project, kind=Run.Kind.RETRAIN, idempotency_key=f"demo:first-model:{project.pk}"
+    )
+    client.force_login(admin_ada)
+    page = client.get(reverse("annotations:runs", args=[project.pk])).content.decode()
+    cells = [" ".join(c.split()) for c in page.split("<td>")[1:]]
+    started_by = [c.split("</td>")[0] for c in cells[4::5]]
+    promotion = [c.split("</td>")[0] for c in cells[3::5]]
+    assert started_by == ["setup_demo (the first demo model)", "the scheduler", "ada", "ada"]
+    assert promotion == ["—", "not promoted", "—", "promoted"]
+
+
+def test_the_run_page_names_metrics_in_words_not_field_names(client, admin_ada, project):
+    version = ModelVersionFactory(
+        project=project,
+        metrics={"ece_before": 0.12, "n_refit": 40, "evaluated_on": "validation", "new_thing": 1},
+    )
+    run = Run.objects.create(
+        project=project, kind=Run.Kind.TRAIN, state=Run.State.SUCCEEDED, model_version=version
+    )
+    client.force_login(admin_ada)
+    body = client.get(reverse("annotations:run_progress", args=[run.pk])).content.decode()
+    table = body.split('<table class="compact metrics">')[1].split("</table>")[0]
+    assert "Calibration error before temperature scaling" in table
+    assert "Examples in the refit" in table and "Metrics measured on" in table
+    assert "New thing" in table
+    for field in ("ece_before", "n_refit", "evaluated_on", "new_thing"):
+        assert field not in table

@@ -325,3 +325,55 @@ def test_export_then_reimport_into_a_new_project_gives_the_same_labels(labeled_p
     }
     assert reimported == exported
     assert len(reimported) == 4
+
+
+def test_export_rows_carry_their_provenance_source_file_line_import_and_note(
+    project, reviewer_rita
+):
+    from annotations.models import ImportJob
+
+    job = ImportJob.objects.create(project=project, file_name="drugbank.csv", sha256="0" * 64)
+    imported, seeded, flagged = (
+        InteractionFactory(
+            project=project, source_file="drugbank.csv", source_line=n, import_job=job
+        )
+        for n in (2, 3, 4)
+    )
+    Label.objects.create(interaction=imported, label_class="Synergistic", source="import")
+    Label.objects.create(interaction=seeded, label_class="Antagonistic", source="seed")
+    version = ModelVersionFactory(project=project, is_active=True)
+    PredictionFactory(interaction=flagged, model_version=version, predicted_class="Synergistic")
+    Label.objects.create(
+        interaction=flagged,
+        status="unclear",
+        source="review",
+        author=reviewer_rita,
+        note="=is this a dose effect?",
+    )
+
+    rows = {int(r["interaction_id"]): r for r in _csv_rows(_export(project, "csv"))}
+    assert [rows[i.pk]["label_source"] for i in (imported, seeded, flagged)] == [
+        "import",
+        "seed",
+        "review",
+    ]
+    assert rows[imported.pk]["source_file"] == "drugbank.csv"
+    assert rows[imported.pk]["source_line"] == "2"
+    assert rows[imported.pk]["import_id"] == str(job.pk)
+    assert rows[flagged.pk]["note"] == "'=is this a dose effect?"  # kept inert for spreadsheets
+    assert (rows[flagged.pk]["final_label"], rows[flagged.pk]["source"]) == ("Synergistic", "model")
+    assert rows[flagged.pk]["flagged_unclear"] == "true"
+    table = pq.read_table(io.BytesIO(_export(project, "parquet")))
+    assert {"label_source", "note", "source_file", "source_line", "import_id"} <= set(
+        table.column_names
+    )
+
+
+def test_a_parquet_export_embeds_its_dataset_card_in_the_footer(labeled_project):
+    from annotations.services.export import PARQUET_CARD_KEY
+
+    data = _export(labeled_project, "parquet")
+    metadata = pq.read_metadata(io.BytesIO(data)).metadata
+    card = json.loads(metadata[PARQUET_CARD_KEY.encode()])
+    assert card["rows"] == pq.read_table(io.BytesIO(data)).num_rows > 0
+    assert card["format"] == "parquet" and "label_source" in card["column_docs"]

@@ -164,12 +164,23 @@ class TestBadInputLeavesNothingBehind:
         assert "m.csv: line 1, column 'Drug 2': missing column" in message
         assert "did you mean 'Drug Two'?" in message
 
+    def test_a_header_alias_it_accepted_is_reported(self, project, tmp_path):
+        path = write(tmp_path, "alias.csv", f"drug_a,Drug 2,Sentence\n{GOOD_ROW}\n")
+        outcome = import_interactions(project=project, path=path)
+        assert outcome.notes[:2] == [
+            "read 'drug_a' as 'Drug 1'",
+            "read 'Sentence' as 'Interaction Description'",
+        ]
+        assert Interaction.objects.count() == 1
+
     def test_wrong_delimiter_is_detected(self, project, tmp_path):
         path = write(
             tmp_path, "semi.csv", f"{HEADER.replace(',', ';')}\n{GOOD_ROW.replace(',', ';')}\n"
         )
         message = import_fails(project, path)
         assert "semicolon-separated but a comma-separated file was expected" in message
+        assert message.count("semicolon-separated") == 1  # said once, not once per column
+        assert "the header read as one column: 'Drug 1;Drug 2;Interaction Description'" in message
 
     def test_bad_encoding_names_the_line_and_byte(self, project, tmp_path):
         content = (

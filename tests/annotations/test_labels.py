@@ -174,7 +174,7 @@ def test_undo_restores_the_seed_label_with_its_source(interaction, reviewer_rita
     labels.record_review(
         interaction=interaction, user=reviewer_rita, label_class="Synergistic", expected_version=1
     )
-    restored = labels.undo_last_action(user=reviewer_rita)
+    restored = labels.undo_last_action(user=reviewer_rita, project=interaction.project).label
     assert restored.pk == seed.pk
     assert (restored.label_class, restored.source, restored.author, restored.version) == (
         "Antagonistic",
@@ -200,7 +200,8 @@ def test_undo_of_a_first_label_removes_it_and_versions_keep_counting(
         label_class="Synergistic",
         expected_version=None,
     )
-    assert labels.undo_last_action(user=reviewer_rita) is None
+    undone = labels.undo_last_action(user=reviewer_rita, project=interaction.project)
+    assert undone.interaction == interaction and undone.label is None
     assert not Label.objects.filter(interaction=interaction).exists()
     # A page loaded when version 1 existed cannot match the re-created label.
     label = labels.record_review(
@@ -220,12 +221,12 @@ def test_undo_walks_back_like_a_stack_and_stops_when_empty(project, active_versi
     labels.record_review(
         interaction=second, user=reviewer_rita, label_class="Synergistic", expected_version=None
     )
-    labels.undo_last_action(user=reviewer_rita)
+    labels.undo_last_action(user=reviewer_rita, project=project)
     assert not Label.objects.filter(interaction=second).exists()
     assert Label.objects.filter(interaction=first).exists()
-    labels.undo_last_action(user=reviewer_rita)
+    labels.undo_last_action(user=reviewer_rita, project=project)
     assert not Label.objects.exists()
-    assert labels.undo_last_action(user=reviewer_rita) is None
+    assert labels.undo_last_action(user=reviewer_rita, project=project) is None
 
 
 def test_undo_after_someone_else_changed_the_label_is_a_conflict(
@@ -241,7 +242,7 @@ def test_undo_after_someone_else_changed_the_label_is_a_conflict(
         interaction=interaction, user=reviewer_rob, label_class="Antagonistic", expected_version=1
     )
     with pytest.raises(EditConflict, match="rob saved 'Antagonistic'"):
-        labels.undo_last_action(user=reviewer_rita)
+        labels.undo_last_action(user=reviewer_rita, project=interaction.project)
     assert Label.objects.get(interaction=interaction).label_class == "Antagonistic"
 
 
@@ -275,3 +276,47 @@ def test_a_saved_review_releases_the_reviewers_claim(interaction, reviewer_rita)
     labels.claim_interaction(interaction_id=interaction.pk, user=reviewer_rita)
     labels.accept_prediction(interaction=interaction, user=reviewer_rita, expected_version=None)
     assert not ReviewClaim.objects.exists()
+
+
+def test_undo_is_scoped_to_the_project_and_says_what_it_undid(project, reviewer_rita):
+    other = ProjectFactory(name="Other project")
+    here, there = InteractionFactory(project=project), InteractionFactory(project=other)
+    labels.record_review(
+        interaction=here, user=reviewer_rita, label_class="Synergistic", expected_version=None
+    )
+    labels.record_review(
+        interaction=there, user=reviewer_rita, label_class="Antagonistic", expected_version=None
+    )
+
+    undone = labels.undo_last_action(user=reviewer_rita, project=project)
+
+    assert undone.interaction == here
+    assert undone.event.action == LabelEvent.Action.UNDO
+    assert (undone.event.old_class, undone.event.new_class) == ("Synergistic", "")
+    assert not Label.objects.filter(interaction=here).exists()
+    assert Label.objects.get(interaction=there).label_class == "Antagonistic"
+    assert labels.undo_last_action(user=reviewer_rita, project=project) is None
+    assert labels.undo_last_action(user=reviewer_rita, project=other).interaction == there
+
+
+def test_a_stale_page_of_the_users_own_edit_says_another_tab_not_someone_else(
+    interaction, reviewer_rita
+):
+    labels.record_review(
+        interaction=interaction,
+        user=reviewer_rita,
+        label_class="Synergistic",
+        expected_version=None,
+    )
+    # Back button: the page still shows "no label yet"; Rita decides again on it.
+    with pytest.raises(EditConflict) as caught:
+        labels.record_review(
+            interaction=interaction,
+            user=reviewer_rita,
+            label_class="Antagonistic",
+            expected_version=None,
+        )
+    message = str(caught.value)
+    assert "You changed interaction" in message and "another tab" in message
+    assert "someone else" not in message
+    assert Label.objects.get(interaction=interaction).label_class == "Synergistic"

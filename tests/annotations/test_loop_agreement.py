@@ -56,7 +56,7 @@ def reviewed(project, reviewer_rita, reviewer_rob):
     labels.record_review(
         interaction=rows[4], user=reviewer_rob, label_class="Synergistic", expected_version=None
     )
-    labels.undo_last_action(user=reviewer_rob)
+    labels.undo_last_action(user=reviewer_rob, project=project)
     Label.objects.create(interaction=rows[5], label_class="Antagonistic", source="seed")
     other = ProjectFactory(name="Other")
     other_version = ModelVersionFactory(project=other, number=1, is_active=True)

@@ -198,6 +198,25 @@ def test_undo_brings_the_item_back_without_a_label(client, reviewer_rita, projec
     assert "Nothing to undo." in response.content.decode()
 
 
+def test_undo_in_one_project_leaves_the_users_label_in_another_alone(
+    client, reviewer_rita, project, items
+):
+    other = ProjectFactory(name="Elsewhere")
+    elsewhere = InteractionFactory(project=other)
+    client.force_login(reviewer_rita)
+    client.post(
+        reverse("annotations:review_action", args=[items[0].pk]), {"action": "accept"}, **HTMX
+    )
+    labels.record_review(
+        interaction=elsewhere, user=reviewer_rita, label_class="Antagonistic", expected_version=None
+    )
+    response = client.post(
+        reverse("annotations:review_undo", args=[project.pk]), {"current": items[1].pk}, **HTMX
+    )
+    assert "Undone: Warfarin0 + Aspirin0 is back to no label." in response.content.decode()
+    assert Label.objects.get(interaction=elsewhere).label_class == "Antagonistic"
+
+
 def test_plain_form_posts_work_without_javascript(client, reviewer_rita, items):
     client.force_login(reviewer_rita)
     response = client.post(

@@ -34,7 +34,10 @@ def test_preview_shows_counts_and_saves_nothing_then_save_creates_the_rule(
 
     preview = client.post(url, {**RULE, "action": "preview"})
     assert preview.status_code == 200
-    assert "labels <strong>1</strong> of them differently" in preview.content.decode()
+    body = preview.content.decode()
+    assert "labels <strong>1</strong> of them differently" in body
+    assert "matches; the active model" in body  # no stray space before the semicolon
+    assert "One example per distinct sentence pattern (1 shown):" in body
     assert not Rule.objects.exists()
 
     saved = client.post(url, {**RULE, "action": "save"})

@@ -161,6 +161,9 @@ def _restore_migration_data() -> None:
     from django.apps import apps
 
     import_module("annotations.migrations.0002_roles_and_default_project").create(apps, None)
+    from annotations.roles import grant_admin_permissions
+
+    grant_admin_permissions()  # what 0004 granted (flush re-creates the permissions themselves)
 
 
 @pytest.fixture

@@ -203,7 +203,7 @@ class LabelingMachine(RuleBasedStateMachine):
         super().__init__()
         self._atomic = transaction.atomic()
         self._atomic.__enter__()  # each example runs in a savepoint that is rolled back
-        project = ProjectFactory(name="State machine", label_classes=list(CLASSES))
+        project = self.project = ProjectFactory(name="State machine", label_classes=list(CLASSES))
         self.users = {
             name: UserFactory(username=f"sm-{name}", role=Role.REVIEWER) for name in USERS
         }
@@ -283,7 +283,7 @@ class LabelingMachine(RuleBasedStateMachine):
     def undo(self, user):
         stack = self.undo_stack[user]
         try:
-            label_service.undo_last_action(user=self.users[user])
+            label_service.undo_last_action(user=self.users[user], project=self.project)
         except EditConflict:
             index, _, version_after = stack[-1]
             assert version_after != self.writes[index], "an undo of the current state was refused"

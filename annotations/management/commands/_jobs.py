@@ -11,8 +11,11 @@ from annotations.exceptions import DomainError
 from annotations.models import DEFAULT_PROJECT_NAME, Project, Run
 from annotations.services.jobs import run_job_inline
 from annotations.services.runs import RetryLater
+from annotations.services.training import get_train_defaults
+from annotations.services.workers import describe_missing_consumer
 
 POLL_S = 0.5
+WORKER_CHECK_S = 10.0
 
 
 class JobCommand(BaseCommand):
@@ -31,11 +34,16 @@ class JobCommand(BaseCommand):
             help="run the job in this process (no worker needed; same code as the worker)",
         )
         if self.training_options:
-            parser.add_argument("--epochs", type=int)
-            parser.add_argument("--learning-rate", type=float)
-            parser.add_argument("--lora-r", type=int)
+            defaults = get_train_defaults()
+            parser.add_argument("--epochs", type=int, help=f"default {defaults['epochs']}")
             parser.add_argument(
-                "--max-length", type=int, help="tokens per text (default 64; free text: 128)"
+                "--learning-rate", type=float, help=f"default {defaults['learning_rate']:g}"
+            )
+            parser.add_argument("--lora-r", type=int, help=f"default {defaults['lora_r']}")
+            parser.add_argument(
+                "--max-length",
+                type=int,
+                help=f"tokens per text (default {defaults['max_length']}; free text: 128)",
             )
             parser.add_argument("--backbone", help="default: settings.DDI_BACKBONE")
             parser.add_argument(
@@ -100,11 +108,22 @@ class JobCommand(BaseCommand):
             raise CommandError(run.error or f"run {run.pk} ended {run.state}")
 
 
-def follow(run: Run, stream) -> Run:
-    """Poll the Run row (and a retrain's child) with a tqdm bar until it ends."""
+def follow(run: Run, stream, *, worker_check_every_s: float = WORKER_CHECK_S) -> Run:
+    """Poll the Run row (and a retrain's child) with a tqdm bar until it ends.
+
+    While the run is queued, asks the workers every few seconds whether one consumes its queue
+    and, when none does, says so once with the command that would start one.
+    """
     bar = tqdm(total=0, unit="step", file=stream, dynamic_ncols=True)
+    next_check, warned = 0.0, ""
     try:
         while True:
+            if run.state == Run.State.QUEUED and time.monotonic() >= next_check:
+                next_check = time.monotonic() + worker_check_every_s
+                warning = describe_missing_consumer(run=run, use_cache=False)
+                if warning and warning != warned:
+                    bar.write(warning, file=stream)
+                warned = warning
             run.refresh_from_db()
             child = run.children.order_by("-pk").first()
             shown = child if child is not None and run.is_active else run

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotations.models import DEFAULT_PROJECT_NAME, Project
-from annotations.roles import Role
+from annotations.roles import Role, grant_admin_permissions
 from annotations.services.importing import ColumnMapping, import_interactions
 from annotations.services.runs import start_retrain_run
 
@@ -49,6 +49,7 @@ class Command(BaseCommand):
             for line in (store.read_text().splitlines() if store.exists() else [])
             if "=" in line
         )
+        grant_admin_permissions()  # also after a flush, which drops what the migration granted
         user_model = get_user_model()
         lines = []
         for username, role in DEMO_ACCOUNTS:

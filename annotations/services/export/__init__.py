@@ -25,6 +25,9 @@ from annotations.services.export.card import build_card, card_json, card_markdow
 from annotations.services.export.writers import CONTENT_TYPES, FORMATS, WRITERS, columns_for
 from annotations.services.final_labels import SOURCES
 
+# Footer key of the dataset card (JSON) inside an exported Parquet file.
+PARQUET_CARD_KEY = "ddi_curate.dataset_card"
+
 __all__ = [
     "CONTENT_TYPES",
     "FORMATS",
@@ -90,8 +93,31 @@ def stream_export(
     """Byte chunks of the export file. Read-only; safe to run any number of times."""
     _check_format(export_format)
     kwargs = {"batch_size": batch_size} if batch_size else {}
+    stats = stats if stats is not None else FinalLabelStats()
     rows = iter_final_labels(project=project, filters=filters, stats=stats, **kwargs)
-    return WRITERS[export_format](rows, list(project.label_classes))
+    classes = list(project.label_classes)
+    if export_format != "parquet":
+        return WRITERS[export_format](rows, classes)
+
+    def card_metadata() -> dict[str, str]:
+        # The Parquet file carries its own dataset card (counted over the rows just written).
+        card = _card_of(project, filters, stats, export_format)
+        return {PARQUET_CARD_KEY: card_json(card)}
+
+    return WRITERS[export_format](rows, classes, footer_metadata=card_metadata)
+
+
+def _card_of(
+    project: Project, filters: FinalLabelFilters, stats: FinalLabelStats, export_format
+) -> dict:
+    """The card of the rows `stats` counted, with the model version whose predictions they use."""
+    return build_card(
+        project=project,
+        filters=filters,
+        stats=stats,
+        model_version=get_active_model_version(project=project),
+        export_format=export_format,
+    )
 
 
 def build_export_card(
@@ -101,13 +127,7 @@ def build_export_card(
     stats = FinalLabelStats()
     for _ in iter_final_labels(project=project, filters=filters, stats=stats):
         pass
-    return build_card(
-        project=project,
-        filters=filters,
-        stats=stats,
-        model_version=get_active_model_version(project=project),
-        export_format=export_format,
-    )
+    return _card_of(project, filters, stats, export_format)
 
 
 @dataclass(frozen=True)
@@ -144,13 +164,7 @@ def write_export(
             if on_progress is not None:
                 on_progress(stats.scanned)
     os.replace(tmp, out)
-    card = build_card(
-        project=project,
-        filters=filters,
-        stats=stats,
-        model_version=get_active_model_version(project=project),
-        export_format=export_format,
-    )
+    card = _card_of(project, filters, stats, export_format)
     md_path = out.with_name(out.name + ".card.md")
     json_path = out.with_name(out.name + ".card.json")
     for path, text in ((md_path, card_markdown(card)), (json_path, card_json(card))):

@@ -32,6 +32,12 @@ COLUMN_DOCS = {
     "reviewer": "username of the reviewer (review labels and unclear flags)",
     "reviewed_at": "time of the review (UTC, ISO 8601)",
     "flagged_unclear": "a reviewer flagged the row unclear; it fell through to rule/model",
+    "label_source": "how the stored label was made: seed | import | review | audit | "
+    "adjudication (empty: no label; source says what decided the final label)",
+    "note": "the note stored with the label (a reviewer says why a row is unclear)",
+    "source_file": "the file the interaction was imported from",
+    "source_line": "its line in that file",
+    "import_id": "id of the import (ImportJob) that added the interaction",
     "p_<class>": "the model's calibrated probability of each class",
 }
 

@@ -37,6 +37,11 @@ BASE_COLUMNS = (
     "reviewer",
     "reviewed_at",
     "flagged_unclear",
+    "label_source",
+    "note",
+    "source_file",
+    "source_line",
+    "import_id",
 )
 CHUNK_BYTES = 64 * 1024
 PARQUET_ROW_GROUP = 50_000
@@ -81,6 +86,11 @@ def row_values(row: FinalLabelRow, n_classes: int) -> list:
         row.reviewer,
         row.reviewed_at,
         row.flagged_unclear,
+        row.label_source,
+        row.note,
+        row.source_file,
+        row.source_line,
+        row.import_id,
         *probabilities,
     ]
 
@@ -160,6 +170,11 @@ def parquet_schema(classes: list[str]) -> pa.Schema:
         ("reviewer", pa.string()),
         ("reviewed_at", pa.timestamp("us", tz="UTC")),
         ("flagged_unclear", pa.bool_()),
+        ("label_source", pa.string()),
+        ("note", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("import_id", pa.int64()),
         *((f"p_{name}", pa.float64()) for name in classes),
     ]
     return pa.schema(fields)
@@ -203,9 +218,17 @@ class _Spool:
 
 
 def iter_parquet(
-    rows: Iterable[FinalLabelRow], classes: list[str], row_group_size: int = PARQUET_ROW_GROUP
+    rows: Iterable[FinalLabelRow],
+    classes: list[str],
+    row_group_size: int = PARQUET_ROW_GROUP,
+    *,
+    footer_metadata: Callable[[], dict[str, str]] | None = None,
 ) -> Iterator[bytes]:
-    """Parquet written one row group at a time (memory ~ one row group), zstd-compressed."""
+    """Parquet written one row group at a time (memory ~ one row group), zstd-compressed.
+
+    ``footer_metadata`` is called after the last row (so counts over the rows are complete) and
+    its key/value pairs go into the file's footer (the dataset card, for one).
+    """
     schema = parquet_schema(classes)
     names = schema.names
     spool = _Spool()
@@ -234,6 +257,8 @@ def iter_parquet(
                 yield flush()
         if columns[0]:
             yield flush()
+        if footer_metadata is not None:
+            writer.add_key_value_metadata(footer_metadata())
         writer.close()  # writes the footer
         finished = True
     finally:

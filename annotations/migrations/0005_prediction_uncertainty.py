@@ -12,7 +12,7 @@ def fill_uncertainty(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotations", "0003_interaction_drug_upper_indexes"),
+        ("annotations", "0004_admin_group_permissions"),
     ]
 
     operations = [

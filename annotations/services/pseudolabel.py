@@ -419,6 +419,8 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
     distinct text."""
     import numpy as np
 
+    from modeling.uncertainty import reasons
+
     probs = np.clip(scores.probabilities.astype(np.float64), 0.0, 1.0)
     order = np.sort(probs, axis=1)
     top1 = order[:, -1]
@@ -438,6 +440,10 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
             "direction": round(float(scores.direction[i]), 4),
             "agreement": round(float(scores.agreement[i]), 4),
         }
+        # Why it is unsure, in a pharmacist's words, for the review page (computed once here).
+        signals["why"] = reasons(
+            signals["seen"], signals["novelty"], signals["direction"], signals["agreement"]
+        )
         suffix = (
             f"\t{_copy_escape(name)}\t{conf!r}\t{margin!r}\t{json.dumps(row)}"
             f"\t{uncertainty!r}\t{_copy_escape(json.dumps(signals))}\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -104,6 +105,38 @@ def test_item_page_shows_prediction_probabilities_and_history(
     assert 'data-key="1"' in body and 'data-key="2"' in body
     assert "rob" in body and "Antagonistic" in body  # history: who and what
     assert 'name="version" value="1"' in body
+
+
+def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, project):
+    from annotations.services.pseudolabel import prediction_values
+    from modeling.uncertainty import Scores
+
+    version = ModelVersionFactory(project=project, is_active=True)
+    interaction = InteractionFactory(project=project, blinded_text="DRUG_A x DRUG_B.")
+    one = np.ones(1)
+    scores = Scores(
+        probabilities=np.asarray([[0.9, 0.1]], dtype=np.float32),
+        confidence=one * 0.4,
+        uncertainty=one * 0.6,
+        novelty=one * 0.5,
+        direction=one * 0.9,
+        agreement=one * 0.6,
+        seen=one * 0,
+    )
+    (value,) = prediction_values(scores, ["Synergistic", "Antagonistic"])
+    PredictionFactory(
+        interaction=interaction,
+        model_version=version,
+        confidence=value.confidence,
+        uncertainty=value.uncertainty,
+        signals=value.signals,
+    )
+    client.force_login(reviewer_rita)
+    body = client.get(reverse("annotations:review_item", args=[interaction.pk])).content.decode()
+    assert "Confidence 0.40" in body and "uncertainty 0.60" in body
+    assert "unlike any labeled sentence (50% of its wording is new)" in body
+    assert "it may not be reading the direction" in body
+    assert "the models disagree (only 60% vote for this class)" in body
 
 
 def test_htmx_accept_saves_and_swaps_in_the_next_item(client, reviewer_rita, items):

@@ -309,3 +309,30 @@ def test_batch_loss_counts_a_text_repeated_k_times_like_the_text_once():
         logits[repeated], targets[repeated], class_weight, repeat_weights(texts), list(range(6))
     )
     assert weighted.item() == pytest.approx(once.item(), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_sentence_unlike_any_labelled_one_is_more_uncertain_than_a_labelled_one(tmp_path):
+    examples = make_examples(["Synergistic", "Antagonistic"], per_class=12)
+    # Long enough for the tiny model to fit its labelled texts (their confidence is its
+    # in-sample accuracy).
+    config = tiny_config(epochs=25, learning_rate=1e-2)
+    train(examples, classes=["Synergistic", "Antagonistic"], config=config, out_dir=tmp_path)
+    predictor = Predictor.load(tmp_path)
+    novel = "Plasma levels stayed unchanged throughout a small crossover study."
+    scores = predictor.score([examples[0].text, novel])
+    assert scores.seen.tolist() == [1.0, 0.0]
+    assert scores.novelty[0] == 0.0 and scores.novelty[1] > 0.5
+    assert scores.uncertainty[1] > scores.uncertainty[0]
+
+
+def test_the_direction_twin_swaps_every_direction_word_and_keeps_case():
+    from modeling.uncertainty import direction_twin
+
+    assert direction_twin(
+        "DRUG_A may decrease the excretion rate of DRUG_B which could result in a higher serum level."
+    ) == (
+        "DRUG_A may increase the excretion rate of DRUG_B which could result in a lower serum level."
+    )
+    assert direction_twin("Increased exposure.") == "Decreased exposure."
+    assert direction_twin("The risk of a hypersensitivity reaction.") is None

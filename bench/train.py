@@ -65,9 +65,9 @@ def main() -> None:
     )
     m = result.metrics
     print(
-        f"validation: accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
-        f"ECE {m['ece_before']:.4f} -> {m['ece_after']:.4f} (T={m['temperature']:.3f})  "
-        f"n_train {m['n_train']} n_val {m['n_val']} epochs {m['epochs_run']}"
+        f"out of fold ({m['folds']} members): accuracy {m['accuracy']:.3f}  "
+        f"macro-F1 {m['macro_f1']:.3f}  ECE {m['ece']:.4f} (softmax {m['ece_softmax']:.4f})  "
+        f"in-sample accuracy {m['in_sample']['accuracy']:.3f}  n_train {m['n_train']}"
     )
 
     reference = read_reference()

@@ -82,7 +82,7 @@ def test_metrics_over_versions_in_version_order(project, populated):
     metrics = stats.get_metrics_over_versions(project=project)
     assert metrics["versions"] == ["v1", "v2"]
     assert metrics["series"]["accuracy"] == [0.7, 0.8]
-    assert metrics["names"]["ece_after"] == "calibration error (after scaling)"  # the legend
+    assert metrics["names"]["ece"] == "calibration error of the confidence (out of fold)"
 
 
 def test_dashboard_page_renders_counts_and_chart_data(client, reviewer_rita, project, populated):

@@ -123,7 +123,7 @@ def test_the_runs_list_names_who_started_each_run_and_whether_it_was_promoted(
 def test_the_run_page_names_metrics_in_words_not_field_names(client, admin_ada, project):
     version = ModelVersionFactory(
         project=project,
-        metrics={"ece_before": 0.12, "n_refit": 40, "evaluated_on": "validation", "new_thing": 1},
+        metrics={"ece": 0.12, "folds": 5, "evaluated_on": "out-of-fold", "new_thing": 1},
     )
     run = Run.objects.create(
         project=project, kind=Run.Kind.TRAIN, state=Run.State.SUCCEEDED, model_version=version
@@ -131,8 +131,8 @@ def test_the_run_page_names_metrics_in_words_not_field_names(client, admin_ada, 
     client.force_login(admin_ada)
     body = client.get(reverse("annotations:run_progress", args=[run.pk])).content.decode()
     table = body.split('<table class="compact metrics">')[1].split("</table>")[0]
-    assert "Calibration error before temperature scaling" in table
-    assert "Examples in the refit" in table and "Metrics measured on" in table
+    assert "Calibration error of the served confidence (out of fold)" in table
+    assert "Committee members (cross-fitting folds)" in table and "Score measured on" in table
     assert "New thing" in table
-    for field in ("ece_before", "n_refit", "evaluated_on", "new_thing"):
+    for field in ("ece", "folds", "evaluated_on", "new_thing"):
         assert field not in table

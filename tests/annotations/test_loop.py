@@ -104,8 +104,8 @@ def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(tra
 
     monkeypatch.setattr(
         training_service,
-        "score_on_human_labels",
-        _never_promote(training_service.score_on_human_labels),
+        "compare_on_held_out",
+        _never_promote(training_service.compare_on_held_out),
     )
     before = Prediction.objects.count()
 
@@ -122,27 +122,26 @@ def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(tra
 
 
 def _never_promote(original):
-    """Wrap score_on_human_labels: the newest of two versions scores -1 (never promoted)."""
+    """Wrap compare_on_held_out: the new version always scores -1 (never promoted)."""
+    import dataclasses
 
-    def score(*, project, versions):
-        n, scores = original(project=project, versions=versions)
-        if len(versions) > 1:
-            newest = max(versions, key=lambda version: version.number)
-            scores[newest.pk] = {**scores[newest.pk], "macro_f1": -1.0}
-        return n, scores
+    def compare(*, project, new, active):
+        return dataclasses.replace(original(project=project, new=new, active=active), new_f1=-1.0)
 
-    return score
+    return compare
 
 
 def test_strategies_pick_from_the_same_unreviewed_pool_in_their_own_order(trained):
     reviewer = loop.get_simulated_reviewer()
     labeled = set(Label.objects.values_list("interaction_id", flat=True))
 
+    # One queue page each: the spread page defers rows of a pattern past its cursor (documented
+    # in selectors/queue.py), so a pass over several pages may hold fewer than the pool.
     default = loop.pick_items(
-        project=trained, user=reviewer, strategy="default", count=30, rng=random.Random(0)
+        project=trained, user=reviewer, strategy="default", count=25, rng=random.Random(0)
     )
     strict = loop.pick_items(
-        project=trained, user=reviewer, strategy="lowest-confidence", count=30, rng=random.Random(0)
+        project=trained, user=reviewer, strategy="lowest-confidence", count=25, rng=random.Random(0)
     )
     first = loop.pick_items(
         project=trained, user=reviewer, strategy="random", count=7, rng=random.Random(3)
@@ -151,7 +150,7 @@ def test_strategies_pick_from_the_same_unreviewed_pool_in_their_own_order(traine
         project=trained, user=reviewer, strategy="random", count=7, rng=random.Random(3)
     )
 
-    assert len(default) == len(strict) == 30
+    assert len(default) == len(strict) == 25
     page = get_review_queue_page(project=trained, user=reviewer)
     assert [i.pk for i in default[:25]] == [item.interaction.pk for item in page.items]
     confidences = dict(

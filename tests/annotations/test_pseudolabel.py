@@ -45,14 +45,18 @@ def assert_exact(version, interactions):
     predictor = Predictor.load(tiny_artifact_path(version))
     rows = {p.interaction_id: p for p in Prediction.objects.filter(model_version=version)}
     assert sorted(rows) == sorted(i.pk for i in interactions)
-    probs = predictor.predict_batch([i.blinded_text for i in interactions])
+    scores = predictor.score([i.blinded_text for i in interactions])
+    probs = scores.probabilities
     # float32 rounding: a text scored in another batch (another padded length) can differ in the
     # last bit on some CPUs' kernels (seen: 6e-8), so "equal" means within 1e-6.
-    for interaction, expected in zip(interactions, probs, strict=True):
+    for n, (interaction, expected) in enumerate(zip(interactions, probs, strict=True)):
         row = rows[interaction.pk]
         ranked = np.sort(expected.astype(np.float64))
         assert row.predicted_class == predictor.classes[int(expected.argmax())]
-        assert row.confidence == pytest.approx(float(ranked[-1]), abs=1e-6)
+        # The calibrated confidence, not the top probability; uncertainty is its complement.
+        assert row.confidence == pytest.approx(float(scores.confidence[n]), abs=1e-5)
+        assert row.uncertainty == pytest.approx(1.0 - row.confidence, abs=1e-9)
+        assert row.signals["novelty"] == pytest.approx(float(scores.novelty[n]), abs=1e-4)
         assert row.margin == pytest.approx(float(ranked[-1] - ranked[-2]), abs=1e-6)
         assert row.probabilities == pytest.approx(expected.astype(np.float64).tolist(), abs=1e-6)
 
@@ -248,6 +252,8 @@ def test_a_prediction_written_by_someone_else_mid_batch_is_kept_and_not_duplicat
                 confidence=value.confidence,
                 margin=value.margin,
                 probabilities=value.probabilities,
+                uncertainty=value.uncertainty,
+                signals=value.signals,
             )
         return found
 
@@ -267,13 +273,13 @@ def test_each_distinct_text_is_scored_once_per_worker_across_batches_and_chunks(
     monkeypatch.setattr(pseudolabel, "_PREDICTORS", {})  # a fresh worker process
     scored: list[str] = []
     predictor = pseudolabel.get_predictor(version)
-    original = predictor.predict_batch
+    original = predictor.score
 
     def counting(texts, **kwargs):
         scored.extend(texts)
         return original(texts, **kwargs)
 
-    monkeypatch.setattr(predictor, "predict_batch", counting)
+    monkeypatch.setattr(predictor, "score", counting)
 
     run = run_pseudolabel_inline(run_id=start_pseudolabel_run(project=project).pk)
 

@@ -171,10 +171,11 @@ def test_make_runs_embedded_worker_retrains_and_pseudolabels_every_interaction_e
     )
     assert count == N_INTERACTIONS  # one each: none duplicated
     predictor = Predictor.load(Path(artifact))
-    expected = predictor.predict_batch([row[0] for row in rows]).astype(np.float64)
-    for (_, predicted_class, confidence, probabilities, _), probs in zip(
-        rows, expected, strict=True
+    scores = predictor.score([row[0] for row in rows])
+    expected = scores.probabilities.astype(np.float64)
+    for (_, predicted_class, confidence, probabilities, _), probs, served in zip(
+        rows, expected, scores.confidence, strict=True
     ):
         assert predicted_class == predictor.classes[int(probs.argmax())]
-        assert confidence == pytest.approx(float(probs.max()), abs=1e-6)
+        assert confidence == pytest.approx(float(served), abs=1e-5)
         assert json.loads(probabilities) == pytest.approx(probs.tolist(), abs=1e-6)

@@ -68,6 +68,8 @@ class TrainProgress:
     step: int
     total_steps: int
     loss: float
+    member: int = 1  # the committee member in training (counts from 1)
+    members: int = 1
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ class _Loop:
     checkpoint_dir: Path | None
     on_progress: ProgressCallback | None
     total_steps: int  # of all phases together (progress is one bar over the whole training)
+    members: int = 1
 
     @property
     def checkpointing(self) -> bool:
@@ -252,7 +255,14 @@ class _Loop:
                 state = replace(state, step=state.step + 1, batches_done=state.batches_done + 1)
                 if self.on_progress is not None:
                     self.on_progress(
-                        TrainProgress(state.epoch + 1, state.step, total_steps, float(loss.item()))
+                        TrainProgress(
+                            state.epoch + 1,
+                            state.step,
+                            total_steps,
+                            float(loss.item()),
+                            member=phase.number + 1,
+                            members=self.members,
+                        )
                     )
                 if self.checkpointing and state.step % config.checkpoint_every_steps == 0:
                     save_checkpoint(
@@ -436,6 +446,7 @@ def train(
             checkpoint_dir=checkpoint_dir,
             on_progress=on_progress,
             total_steps=sum(p.steps(config.batch_size) for p in phases),
+            members=len(phases),
         )
         resumed = peek_checkpoint(Path(checkpoint_dir)) if loop.checkpointing else None
         state = LoopState()

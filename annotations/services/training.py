@@ -524,6 +524,7 @@ class _ProgressWriter:
         self.last_write = 0.0
         self.cursor: int | None = None
         self.first_step: int | None = None
+        self.started = time.monotonic()
 
     def _checkpointed(self, step: int) -> int:
         k = self.checkpoint_every
@@ -540,6 +541,21 @@ class _ProgressWriter:
         if delay:
             time.sleep(delay)
 
+    def _stage(self, progress, now: float) -> str:
+        """The phase in words, with the time left at this run's own pace (resumes included)."""
+        members = getattr(progress, "members", 1)
+        who = f"member {progress.member} of {members}, " if members > 1 else ""
+        stage = f"training {who}epoch {progress.epoch} (loss {progress.loss:.3f})"
+        done = progress.step - (self.first_step or progress.step) + 1
+        left = progress.total_steps - progress.step
+        if done >= 5 and left > 0:
+            seconds = (now - self.started) / done * left
+            minutes, secs = divmod(int(seconds), 60)
+            stage += (
+                f", about {minutes} min {secs:02d} s left" if minutes else f", about {secs} s left"
+            )
+        return stage
+
     def _record(self, progress) -> None:
         now = time.monotonic()
         last_step = progress.step >= progress.total_steps
@@ -553,7 +569,7 @@ class _ProgressWriter:
             progress_done=progress.step,
             progress_total=progress.total_steps,
             cursor=cursor,
-            stage=f"training epoch {progress.epoch} (loss {progress.loss:.3f})",
+            stage=self._stage(progress, now),
             heartbeat_at=timezone.now(),
         )
         if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():

@@ -338,3 +338,17 @@ def test_a_redelivered_run_whose_version_is_ready_is_not_retrained(project, labe
     assert again.state == Run.State.SUCCEEDED
     assert ModelVersion.objects.count() == 1
     assert again.attempts == 2
+
+
+def test_progress_names_the_member_in_training_and_the_time_left():
+    from annotations.services.training import _ProgressWriter
+    from modeling.training import TrainProgress
+
+    writer = _ProgressWriter(run_id=0)
+    writer.first_step = 1
+    writer.started -= 10.0  # ten seconds for the first ten steps
+    stage = writer._stage(
+        TrainProgress(epoch=3, step=10, total_steps=70, loss=0.25, member=2, members=5),
+        writer.started + 10.0,
+    )
+    assert stage == "training member 2 of 5, epoch 3 (loss 0.250), about 1 min 00 s left"

@@ -110,7 +110,9 @@ def test_second_reviewer_gets_a_conflict_instead_of_overwriting(
 ):
     item_url = f"{live_server.url}/interactions/{queue_items[0].pk}/"
     rita = login(reviewer_rita)
-    rita.goto(item_url)
+    # The queue hands Rita the most uncertain item (opening a page by URL claims nothing).
+    rita.goto(f"{live_server.url}/projects/{queue_items[0].project_id}/review/")
+    assert rita.url == item_url
     rob = login(reviewer_rob, width=820, height=1180)  # Rob works on a tablet
     rob.goto(item_url)
     assert "Another reviewer has this item open" in rob.inner_text("#review-pane")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
 from django.db.models.signals import pre_save
 from django.dispatch import receiver
 from django.utils import timezone
@@ -37,9 +38,16 @@ class ExpiringTokenAuthentication(TokenAuthentication):
 
 
 def issue_token(user) -> Token:
-    """A fresh token for `user`, replacing any earlier one (rotation at each login)."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+    """A fresh token for `user`, replacing any earlier one (rotation at each login).
+
+    Two logins of one user at once rotate one after the other: the user's row is locked first,
+    so the second never meets the first's token on the one-token-per-user constraint (that was a
+    500 in the load test's login burst).
+    """
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        Token.objects.filter(user=user).delete()
+        return Token.objects.create(user=user)
 
 
 def revoke_tokens(user) -> int:

@@ -34,7 +34,7 @@ METRIC_NAMES = {
     "macro_f1": "Macro-F1 (out of fold)",
     "ece": "Calibration error of the served confidence (out of fold)",
     "ece_softmax": "Calibration error of the plain softmax (out of fold)",
-    "folds": "Committee members (cross-fitting folds)",
+    "folds": "Committee members (cross-fitted)",
     "cross_fit_note": "Cross-fitting note",
     "direction_probe": "Direction probe (increase/decrease twins)",
     "n_train": "Labeled examples",

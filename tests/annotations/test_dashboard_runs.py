@@ -132,7 +132,7 @@ def test_the_run_page_names_metrics_in_words_not_field_names(client, admin_ada, 
     body = client.get(reverse("annotations:run_progress", args=[run.pk])).content.decode()
     table = body.split('<table class="compact metrics">')[1].split("</table>")[0]
     assert "Calibration error of the served confidence (out of fold)" in table
-    assert "Committee members (cross-fitting folds)" in table and "Score measured on" in table
+    assert "Committee members (cross-fitted)" in table and "Score measured on" in table
     assert "New thing" in table
     for field in ("ece", "folds", "evaluated_on", "new_thing"):
         assert field not in table

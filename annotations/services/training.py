@@ -421,6 +421,14 @@ def compare_on_held_out(*, project: Project, new: ModelVersion, active: ModelVer
     )
 
 
+def _who_started(run: Run) -> str:
+    if run.created_by_id:
+        return f"an admin ({run.created_by.get_username()})"
+    if (run.idempotency_key or "").startswith("demo:"):
+        return "setup_demo (the demo's first model)"
+    return "the command that started the run"
+
+
 def _is_out_of_fold(version: ModelVersion) -> bool:
     return (version.metrics or {}).get("evaluated_on") == "out-of-fold"
 
@@ -448,7 +456,10 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
         )
         comparison = None
         if force:
-            promote, why = True, "forced by an admin"
+            promote, why = True, f"forced by {_who_started(run)}"
+            if oof_f1 is not None:
+                below = f", below the floor {floor:.2f}" if oof_f1 < floor else ""
+                why += f" (out-of-fold macro-F1 {oof_f1:.3f}{below})"
         elif oof_f1 is None:
             promote = active is None
             why = "no out-of-fold score (too few distinct labeled texts to cross-fit); " + (

@@ -352,3 +352,23 @@ def test_progress_names_the_member_in_training_and_the_time_left():
         writer.started + 10.0,
     )
     assert stage == "training member 2 of 5, epoch 3 (loss 0.250), about 1 min 00 s left"
+
+
+def test_the_demos_first_model_is_forced_and_says_it_is_below_the_floor(
+    project, tiny_artifact, settings
+):
+    from annotations.services.runs import start_retrain_run
+
+    settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.6
+    new = version_at(project, tiny_artifact, active=False, oof_f1=0.45)
+    run = start_retrain_run(
+        project=project,
+        params={"force_promote": True},
+        idempotency_key=f"demo:first-model:{project.pk}",
+        enqueue=False,
+    )
+    assert decide_promotion(run=run, model_version=new) is True
+    assert new.promotion_decision == (
+        "promoted: forced by setup_demo (the demo's first model) "
+        "(out-of-fold macro-F1 0.450, below the floor 0.60)"
+    )

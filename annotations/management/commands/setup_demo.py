@@ -34,7 +34,14 @@ class Command(BaseCommand):
             self.stdout.write(f"demo/{name}: {state} ({outcome.job.rows_read} rows)")
         credentials = self._accounts()
         # The first model: one retrain run, keyed so a second `make run` never queues another.
-        run = start_retrain_run(project=project, idempotency_key=f"demo:first-model:{project.pk}")
+        # Forced: 44 seeds from 12 sentence patterns score about 0.45 out of fold (each fold holds
+        # whole patterns out), below the promotion floor, yet the model is right on the seeded
+        # patterns and its confidence says where it is not; the decision records both.
+        run = start_retrain_run(
+            project=project,
+            params={"force_promote": True},
+            idempotency_key=f"demo:first-model:{project.pk}",
+        )
         self.stdout.write(f"First model: retrain run #{run.pk} ({run.state}) for the worker.")
         self.stdout.write("Demo accounts (passwords are kept in var/demo_credentials.txt):")
         for line in credentials:

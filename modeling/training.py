@@ -539,7 +539,10 @@ def _committee_metrics(
     """
     texts = [e.text for e in examples]
     y = labels
-    distinct = list(dict.fromkeys(texts))
+    first_row: dict[str, int] = {}  # each distinct text's first labelled row
+    for i, text in enumerate(texts):
+        first_row.setdefault(text, i)
+    distinct = list(first_row)
     row_of = {t: i for i, t in enumerate(distinct)}
     member_probs = []
     for member in members:
@@ -561,9 +564,6 @@ def _committee_metrics(
         )
         correct = probs.argmax(axis=1) == y
         # Fitted on distinct texts: a pattern labelled 12 times is one piece of evidence.
-        first_row: dict[str, int] = {}
-        for i, text in enumerate(texts):
-            first_row.setdefault(text, i)
         rows = list(first_row.values())
         confidence_model = fit_confidence_model(
             feats[rows], correct[rows], seen_accuracy=seen_accuracy

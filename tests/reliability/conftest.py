@@ -240,3 +240,13 @@ def admin_page_urls(objects_by_model: dict) -> list[str]:
                 reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[instance.pk])
             )
     return urls
+
+
+@pytest.fixture
+def fresh_throttles():
+    """The DRF per-client throttle keeps its counts in the cache: start and end clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttles():
-    """The DRF per-client throttle keeps its counts in the cache: start and end clean."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _token(client, username, password, n):

@@ -37,6 +37,8 @@ class Project(models.Model):
     guideline = models.TextField(blank=True, default=DEFAULT_GUIDELINE)
     # A restricted project is visible only to its members (and admins).
     is_restricted = models.BooleanField(default=False)
+    # Target error rate for auto-accepting model labels (None: auto-accept off); see audits.
+    auto_accept_alpha = models.FloatField(null=True, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -496,3 +498,68 @@ class RetrainPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"retrain policy for {self.project}"
+
+
+class Audit(models.Model):
+    """A blind random sample of the rows whose final label nobody reviewed (see audit_stats).
+
+    Drawn from one source (the model's labels, or the rules'), stratified by predicted class x
+    confidence band; `strata` records each stratum's population size, sample size and expected
+    error at draw time, so the estimate can be recomputed from the answered items alone.
+    """
+
+    class Source(models.TextChoices):
+        MODEL = "model"
+        RULE = "rule"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="audits")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MODEL)
+    requested_size = models.PositiveIntegerField()
+    population = models.PositiveIntegerField()
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="audits"
+    )
+    strata = models.JSONField(default=dict)
+    seed = models.BigIntegerField()
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"audit {self.pk} of {self.project} ({self.source})"
+
+
+class AuditItem(models.Model):
+    """One drawn row: what the model (or rule) said at draw time and the blind answer."""
+
+    audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="items")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="audit_items"
+    )
+    stratum = models.CharField(max_length=200)
+    inclusion_probability = models.FloatField()
+    shown_class = models.CharField(max_length=100)
+    confidence = models.FloatField(null=True, blank=True)
+    rule_id = models.BigIntegerField(null=True, blank=True)
+    answered_class = models.CharField(max_length=100, blank=True)
+    answered_status = models.CharField(max_length=20, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # answered_class == shown_class; null until answered (and for an "unclear" answer).
+    correct = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["audit", "interaction"], name="one_item_per_audit")
+        ]
+        indexes = [models.Index(fields=["interaction", "answered_at"], name="audit_item_open_idx")]
+
+    def __str__(self) -> str:
+        return f"audit {self.audit_id} item {self.interaction_id}"

@@ -20,7 +20,7 @@ from annotations.selectors.projects import list_visible_projects
 from annotations.services.export import (
     CONTENT_TYPES,
     build_export_card,
-    make_filters,
+    filters_from_query,
     stream_export,
 )
 
@@ -34,13 +34,7 @@ class AnyAcceptNegotiation(DefaultContentNegotiation):
 
 def streaming_export_response(*, project: Project, query: dict) -> StreamingHttpResponse:
     """A StreamingHttpResponse with the export, as an attachment (shared by API and web page)."""
-    filters = make_filters(
-        project=project,
-        min_confidence=query["min_confidence"],
-        sources=query["sources"],
-        reviewed_only=query["reviewed_only"],
-        classes=query["classes"],
-    )
+    filters = filters_from_query(project=project, query=query)
     fmt = query["file_format"]
     response = StreamingHttpResponse(
         stream_export(project=project, export_format=fmt, filters=filters),
@@ -88,13 +82,7 @@ class ProjectExportCardView(_ExportBase):
     )
     def get(self, request, pk: int):
         project, query = self._project_and_query(request, pk)
-        filters = make_filters(
-            project=project,
-            min_confidence=query["min_confidence"],
-            sources=query["sources"],
-            reviewed_only=query["reviewed_only"],
-            classes=query["classes"],
-        )
+        filters = filters_from_query(project=project, query=query)
         return Response(
             build_export_card(project=project, filters=filters, export_format=query["file_format"])
         )

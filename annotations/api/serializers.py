@@ -305,6 +305,10 @@ class ExportQueryIn(serializers.Serializer):
     classes = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list
     )
+    auto_accepted = serializers.BooleanField(
+        default=False,
+        help_text="only model labels auto-accepted at the project's target error rate",
+    )
 
 
 # --- imports (curator uploads) -------------------------------------------------------------------

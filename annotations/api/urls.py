@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import views
+from annotations.api.audits import ProjectAuditView, ProjectAutoAcceptView
 from annotations.api.auth import ThrottledObtainAuthToken
 from annotations.api.errors import api_not_found
 from annotations.api.exports import ProjectExportCardView, ProjectExportView
@@ -30,6 +31,12 @@ urlpatterns = [
         name="api-project-export-card",
     ),
     path("projects/<int:pk>/imports/", ProjectImportView.as_view(), name="api-project-imports"),
+    path("projects/<int:pk>/audit/", ProjectAuditView.as_view(), name="api-project-audit"),
+    path(
+        "projects/<int:pk>/audit/auto-accept/",
+        ProjectAutoAcceptView.as_view(),
+        name="api-project-auto-accept",
+    ),
     path("projects/<int:pk>/queue/next/", QueueNextView.as_view(), name="api-project-queue-next"),
     # The API's shape is not a secret: schema and docs are readable without logging in.
     path(

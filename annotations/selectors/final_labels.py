@@ -60,6 +60,9 @@ class FinalLabelFilters:
     sources: frozenset[str] | None = None
     reviewed_only: bool = False
     classes: frozenset[str] | None = None
+    # Auto-accept (audits): (alpha, ((class, threshold), ...)); model rows below their class's
+    # threshold, or of a class with none, are dropped. None: off.
+    auto_accepted: tuple[float, tuple[tuple[str, float], ...]] | None = None
 
     def accepts(self, row: FinalLabelRow) -> bool:
         if self.sources is not None and row.source not in self.sources:
@@ -68,6 +71,10 @@ class FinalLabelFilters:
             return False
         if self.reviewed_only and row.source != "review":
             return False
+        if self.auto_accepted is not None and row.source == "model":
+            threshold = dict(self.auto_accepted[1]).get(row.final_label)
+            if threshold is None or row.confidence is None or row.confidence < threshold:
+                return False
         return not (
             self.min_confidence is not None
             and row.source == "model"
@@ -81,6 +88,9 @@ class FinalLabelFilters:
             "sources": sorted(self.sources) if self.sources is not None else None,
             "reviewed_only": self.reviewed_only,
             "classes": sorted(self.classes) if self.classes is not None else None,
+            "auto_accepted": None
+            if self.auto_accepted is None
+            else {"alpha": self.auto_accepted[0], "thresholds": dict(self.auto_accepted[1])},
         }
 
 

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotations.roles import Role, has_role
+from annotations.selectors import audit as audit_selectors
 from annotations.selectors import stats
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
@@ -41,6 +42,12 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
             strict=True,
         ),
         show_run_links=has_role(request.user, Role.ADMIN),
+        audit_summary=audit_selectors.get_audit_summary(project=project),
+        rubber_stamp=[
+            c for c in audit_selectors.get_rubber_stamp_checks(project=project) if c.flagged
+        ]
+        if has_role(request.user, Role.ADMIN)
+        else None,
     )
     return render(request, "annotations/dashboard.html", context)
 

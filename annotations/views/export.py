@@ -12,7 +12,7 @@ from annotations.api.exports import streaming_export_response
 from annotations.exceptions import DomainError
 from annotations.models import Project
 from annotations.roles import Role
-from annotations.services.export import FORMATS, build_export_card, make_filters
+from annotations.services.export import FORMATS, build_export_card, filters_from_query
 from annotations.services.export.card import card_markdown
 from annotations.services.final_labels import SOURCES
 from annotations.views.access import role_required
@@ -34,6 +34,12 @@ class ExportForm(forms.Form):
         help_text="None ticked: all sources.",
     )
     reviewed_only = forms.BooleanField(required=False)
+    auto_accepted = forms.BooleanField(
+        required=False,
+        label="Only auto-accepted model labels",
+        help_text="Model-labeled rows only where the audit certifies the project's target error "
+        "rate (Audit page).",
+    )
     classes = forms.MultipleChoiceField(
         choices=(),
         required=False,
@@ -82,13 +88,7 @@ def export_card(request: HttpRequest, project_pk: int) -> HttpResponse:
         return _page(request, project, form, status=422)
     data = form.cleaned_data
     try:
-        filters = make_filters(
-            project=project,
-            min_confidence=data["min_confidence"],
-            sources=data["sources"],
-            reviewed_only=data["reviewed_only"],
-            classes=data["classes"],
-        )
+        filters = filters_from_query(project=project, query=data)
     except DomainError as exc:
         return _page(request, project, form, error=str(exc), status=422)
     card = build_export_card(project=project, filters=filters, export_format=data["file_format"])

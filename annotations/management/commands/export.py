@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from annotations.exceptions import DomainError
 from annotations.models import Interaction, Project
-from annotations.services.export import FORMATS, make_filters, write_export
+from annotations.services.export import FORMATS, filters_from_query, write_export
 from annotations.services.final_labels import SOURCES
 
 
@@ -42,6 +42,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--reviewed-only", action="store_true")
         parser.add_argument(
+            "--auto-accepted",
+            action="store_true",
+            help="model-labeled rows only where the latest audit certifies the project's alpha",
+        )
+        parser.add_argument(
             "--classes", type=_csv_list, default=None, help="comma-separated class names to keep"
         )
         parser.add_argument("--no-progress", action="store_true")
@@ -64,13 +69,7 @@ class Command(BaseCommand):
             bar.update(scanned - bar.n)
 
         try:
-            filters = make_filters(
-                project=project,
-                min_confidence=options["min_confidence"],
-                sources=options["sources"],
-                reviewed_only=options["reviewed_only"],
-                classes=options["classes"],
-            )
+            filters = filters_from_query(project=project, query=options)
             result = write_export(
                 project=project,
                 export_format=options["export_format"],

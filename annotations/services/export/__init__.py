@@ -35,6 +35,7 @@ __all__ = [
     "InvalidExportFilter",
     "build_export_card",
     "columns_for",
+    "filters_from_query",
     "make_filters",
     "stream_export",
     "write_export",
@@ -52,8 +53,13 @@ def make_filters(
     sources: list[str] | None = None,
     reviewed_only: bool = False,
     classes: list[str] | None = None,
+    auto_accepted: bool = False,
 ) -> FinalLabelFilters:
-    """Validate user-supplied filter values against the project; raise InvalidExportFilter."""
+    """Validate user-supplied filter values against the project; raise InvalidExportFilter.
+
+    `auto_accepted` keeps, of the model-labeled rows, only those auto-accepted at the project's
+    target error rate (per-class thresholds from its latest audit; see selectors/audit.py).
+    """
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise InvalidExportFilter(f"min_confidence must be between 0 and 1, not {min_confidence}.")
     if sources:
@@ -74,6 +80,30 @@ def make_filters(
         sources=frozenset(sources) if sources else None,
         reviewed_only=reviewed_only,
         classes=frozenset(classes) if classes else None,
+        auto_accepted=_auto_accept_filter(project) if auto_accepted else None,
+    )
+
+
+def _auto_accept_filter(project: Project) -> tuple[float, tuple[tuple[str, float], ...]]:
+    from annotations.selectors.audit import get_auto_accept
+
+    accept = get_auto_accept(project=project)
+    if accept is None:
+        raise InvalidExportFilter(
+            "Auto-accept is off for this project: set a target error rate on the Audit page."
+        )
+    return accept.alpha, tuple(sorted(accept.threshold_map().items()))
+
+
+def filters_from_query(*, project: Project, query: dict) -> FinalLabelFilters:
+    """make_filters from a validated form/serializer/command dict (missing keys: defaults)."""
+    return make_filters(
+        project=project,
+        min_confidence=query.get("min_confidence"),
+        sources=query.get("sources") or None,
+        reviewed_only=bool(query.get("reviewed_only")),
+        classes=query.get("classes") or None,
+        auto_accepted=bool(query.get("auto_accepted")),
     )
 
 

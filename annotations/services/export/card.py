@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 from django.db.models import Max
 
-from annotations.models import Interaction, Label, ModelVersion, Project, Rule
+from annotations.models import Audit, AuditItem, Interaction, Label, ModelVersion, Project, Rule
+from annotations.selectors.audit import get_audit_summary, get_auto_accept
 from annotations.selectors.final_labels import FinalLabelFilters, FinalLabelStats
 from annotations.services.export.writers import columns_for
 
@@ -48,6 +49,8 @@ def data_as_of(*, project: Project, model_version: ModelVersion | None) -> datet
         Interaction.objects.filter(project=project).aggregate(t=Max("created_at"))["t"],
         Label.objects.filter(interaction__project=project).aggregate(t=Max("updated_at"))["t"],
         Rule.objects.filter(project=project).aggregate(t=Max("updated_at"))["t"],
+        Audit.objects.filter(project=project).aggregate(t=Max("created_at"))["t"],
+        AuditItem.objects.filter(audit__project=project).aggregate(t=Max("answered_at"))["t"],
     ]
     if model_version is not None:
         stamps += [model_version.created_at, model_version.promoted_at]
@@ -66,6 +69,7 @@ def build_card(
     """The card as a JSON-ready dict (stable key order). Read-only."""
     as_of = data_as_of(project=project, model_version=model_version)
     rules = Rule.objects.filter(project=project, is_active=True).order_by("-priority", "id")
+    accept = get_auto_accept(project=project)
     total = stats.rows or 1
     return {
         "project": project.name,
@@ -106,9 +110,62 @@ def build_card(
             }
             for r in rules
         ],
+        "audit": _audit_section(project),
+        "auto_accept": None if accept is None else accept.as_dict(),
         "columns": columns_for(project.label_classes),
         "column_docs": COLUMN_DOCS,
     }
+
+
+def _audit_section(project: Project) -> dict:
+    """The latest audit's estimate per source (the same numbers the dashboard shows)."""
+    out = {}
+    for source in Audit.Source.values:
+        summary = get_audit_summary(project=project, source=source)
+        out[source] = None if summary is None else summary.as_dict()
+    return out
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f} %"
+
+
+def _audit_markdown(card: dict) -> list[str]:
+    lines = ["", "## Accuracy of the unreviewed labels (blind audit)", ""]
+    audits = card.get("audit") or {}
+    if not any(audits.values()):
+        lines.append("No audit yet: nothing is known about the unreviewed labels' accuracy.")
+    for source, summary in audits.items():
+        if summary is None:
+            continue
+        acc = summary["accuracy"]
+        stale = f" (STALE: {_md(summary['stale_reason'])})" if summary["stale"] else ""
+        lines.append(
+            f"- {source} labels: estimated accuracy {_pct(acc['value'])} (95 % interval "
+            f"{_pct(acc['low'])} to {_pct(acc['high'])}), from {summary['answered']} of "
+            f"{summary['drawn']} audited items over {summary['population']} rows; audit "
+            f"{summary['audit_id']} of {summary['date']}, model version "
+            f"{summary['model_version'] or 'n/a'}{stale}"
+        )
+        for name, est in summary["per_class"].items():
+            lines.append(
+                f"  - {_md(name)}: {_pct(est['value'])} ({_pct(est['low'])} to "
+                f"{_pct(est['high'])}, {est['audited']} audited)"
+            )
+    accept = card.get("auto_accept")
+    if accept:
+        lines += [
+            "",
+            f"Auto-accept at alpha = {accept['alpha']}: {accept['rows_accepted']} of "
+            f"{accept['rows']} model-labeled rows accepted ({accept['share_accepted'] * 100:.1f} %)"
+            f"{'; ' + _md(accept['reason']) if accept['reason'] else ''}.",
+            *(
+                f"- {_md(name)}: confidence >= {t}" if t is not None else f"- {_md(name)}: none"
+                for name, t in accept["thresholds"].items()
+            ),
+            f"- Guarantee: {accept['assumption']}",
+        ]
+    return lines
 
 
 def card_json(card: dict) -> str:
@@ -176,6 +233,7 @@ def card_markdown(card: dict) -> str:
             f"- #{rule['id']} {_md(rule['name'])} ({rule['kind']} on {rule['field']} text, "
             f"priority {rule['priority']}): `{_md(rule['pattern'])}` -> {_md(rule['label_class'])}"
         )
+    lines += _audit_markdown(card)
     lines += ["", "## Columns", ""]
     lines += [f"- `{_md(name)}`: {_md(doc)}" for name, doc in card["column_docs"].items()]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,324 @@
+"""The statistics of the blind audit: how to draw it, what it says about the unreviewed labels,
+and which of them may be accepted at a chosen error rate. Plain NumPy/SciPy/MAPIE, no Django.
+
+The population is the rows whose final label comes from the model (or, in a separate audit, from
+rules) and that no person reviewed. The audit draws a stratified random sample from it:
+
+- Strata are (predicted class, confidence band). Bands follow the calibrated confidence, so
+  the few rows the model is unsure of (where the errors are) form small strata of their own.
+- Allocation is Neyman's (sample size per stratum proportional to size x standard deviation),
+  with the standard deviation taken from the confidence but never below ``SD_FLOOR``: if the
+  confidence lies (a band claimed 99.9 % right that is not), that band still gets its share, so
+  the audit works whatever the scores are; the intervals just get wider.
+- Within a stratum, items are drawn systematically in sentence-pattern order from a random start
+  (implicit stratification by pattern: every large pattern is represented in proportion). Each
+  row of stratum h has inclusion probability n_h / N_h, recorded with the item.
+
+The estimate is the stratified (inverse-probability-weighted) mean, sum_h (N_h / N) p_h, with a
+Bayesian interval that is also a good frequentist one: each stratum's accuracy gets the Jeffreys
+posterior Beta(x + 1/2, n - x + 1/2) and the interval is the 2.5-97.5 % quantiles of the weighted
+sum (Monte Carlo). Unlike the Wald interval it does not collapse to zero width when a stratum
+has no errors in its sample. Coverage and width are measured in bench/audit.py.
+
+Auto-accept uses Learn-then-Test from MAPIE (``mapie.risk_control``): for each class, bands are
+tested from the most confident down (fixed-sequence testing), each band's audited items being a
+simple random sample of that band; a band is accepted while MAPIE certifies precision >= 1 - alpha
+at confidence 1 - delta. The error among all accepted rows is a weighted mean of the accepted bands'
+errors, so it is <= alpha with probability >= 1 - delta.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Confidence band edges (lower bounds); a row belongs to the last edge <= its confidence.
+BAND_EDGES: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+SD_FLOOR = 0.1
+MIN_PER_STRATUM = 2
+DEFAULT_AUDIT_SIZE = 150
+LEVEL = 0.95
+DELTA = 0.05
+
+
+class AuditInputError(ValueError):
+    """A request the audit statistics cannot honour (the message says why)."""
+
+
+def band_of(confidence: float) -> int:
+    """Index of the confidence band `confidence` falls in."""
+    band = 0
+    for index, edge in enumerate(BAND_EDGES):
+        if confidence >= edge:
+            band = index
+    return band
+
+
+def band_label(band: int) -> str:
+    low = BAND_EDGES[band]
+    high = BAND_EDGES[band + 1] if band + 1 < len(BAND_EDGES) else 1.0
+    closing = "]" if band + 1 == len(BAND_EDGES) else ")"
+    return f"[{low:.2f}, {high:.2f}{closing}"
+
+
+def stratum_key(predicted_class: str, band: int) -> str:
+    return f"{predicted_class}|{band}"
+
+
+def parse_stratum(key: str) -> tuple[str, int]:
+    predicted_class, _, band = key.rpartition("|")
+    return predicted_class, int(band)
+
+
+def allocate(sizes: Sequence[int], expected_errors: Sequence[float], n: int) -> list[int]:
+    """Sample size per stratum: Neyman allocation with an SD floor and a minimum per stratum.
+
+    `sizes` N_h and `expected_errors` (mean 1 - confidence in the stratum) per stratum; the
+    result sums to min(n, sum N_h), gives every non-empty stratum at least
+    min(MIN_PER_STRATUM, N_h), and never more than N_h.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = int(min(n, sizes.sum()))
+    if total <= 0:
+        return [0] * len(sizes)
+    errors = np.clip(np.asarray(expected_errors, dtype=float), 0.0, 1.0)
+    sd = np.maximum(np.sqrt(errors * (1.0 - errors)), SD_FLOOR)
+    weight = sizes * sd
+    low = np.minimum(sizes, MIN_PER_STRATUM)
+    if low.sum() >= total:  # more strata than items: the heaviest strata first
+        alloc = np.zeros_like(sizes)
+        alloc[np.argsort(-weight, kind="stable")[:total]] = 1
+        return alloc.tolist()
+    # Neyman shares, with strata pushed below their minimum or above their size fixed there
+    # and the rest shared again among the others (iterative capping).
+    fixed = np.full(len(sizes), -1, dtype=np.int64)
+    while True:
+        free = fixed < 0
+        left = total - fixed[~free].sum()
+        mass = weight[free].sum()
+        share = np.where(free, left * weight / mass, 0.0) if mass > 0 else np.zeros(len(sizes))
+        under, over = free & (share < low), free & (share > sizes)
+        if not (under.any() or over.any()):
+            break
+        fixed[under], fixed[over] = low[under], sizes[over]
+    alloc = np.where(free, np.floor(share).astype(np.int64), fixed)
+    remainder = np.where(free, share - np.floor(share), -1.0)
+    for index in np.argsort(-remainder, kind="stable"):  # largest remainder first
+        if alloc.sum() >= total:
+            break
+        if free[index] and alloc[index] < sizes[index]:
+            alloc[index] += 1
+    return alloc.tolist()
+
+
+def systematic_sample(count: int, take: int, rng: np.random.Generator) -> list[int]:
+    """`take` positions out of `count` ordered items, one per interval from a random start.
+
+    Every position has inclusion probability take / count exactly.
+    """
+    if take >= count:
+        return list(range(count))
+    if take <= 0:
+        return []
+    step = count / take
+    start = rng.uniform(0.0, step)
+    return [min(count - 1, math.floor(start + i * step)) for i in range(take)]
+
+
+@dataclass(frozen=True)
+class StratumResult:
+    """One stratum of an audit: its population size, items answered and how many were right."""
+
+    key: str
+    size: int
+    answered: int
+    correct: int
+
+
+@dataclass
+class Estimate:
+    value: float | None
+    low: float | None
+    high: float | None
+    audited: int
+    population: int
+    strata_missing: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "audited": self.audited,
+            "population": self.population,
+            "strata_missing": self.strata_missing,
+            "warnings": list(self.warnings),
+        }
+
+
+def estimate_accuracy(
+    strata: Sequence[StratumResult], level: float = LEVEL, draws: int = 20000, seed: int = 0
+) -> Estimate:
+    """Stratified estimate of the population accuracy with a Jeffreys Monte Carlo interval.
+
+    A stratum of the population with no answered item yet is counted at the worst case and the
+    best case (0 and 1) for the interval bounds, and at the Jeffreys prior mean 0.5 for the point
+    estimate, so a half-done audit gives an honest, wide interval rather than a biased one.
+    """
+    population = int(sum(s.size for s in strata))
+    audited = int(sum(s.answered for s in strata))
+    if population == 0 or audited == 0:
+        return Estimate(None, None, None, audited, population)
+    rng = np.random.default_rng(seed)
+    weights = np.asarray([s.size / population for s in strata])
+    answered = np.asarray([s.answered for s in strata])
+    correct = np.asarray([s.correct for s in strata])
+    seen = answered > 0
+    alpha, beta = correct[seen] + 0.5, answered[seen] - correct[seen] + 0.5
+    # Finite population: a stratum answered in full is known exactly.
+    census = answered[seen] >= np.asarray([s.size for s in strata])[seen]
+    samples = rng.beta(alpha, beta, size=(draws, int(seen.sum())))
+    exact = correct[seen] / np.maximum(answered[seen], 1)
+    samples[:, census] = exact[census]
+    known = samples @ weights[seen]
+    missing = weights[~seen].sum()
+    tail = (1.0 - level) / 2.0
+    point = float(np.mean(known) + 0.5 * missing)
+    low = float(np.quantile(known, tail))
+    high = float(np.quantile(known, 1.0 - tail) + missing)
+    notes = []
+    if (~seen).any():
+        notes.append(
+            f"{int((~seen).sum())} of {len(strata)} strata have no answered item yet "
+            f"({missing:.1%} of the rows): counted as unknown, so the interval is wide."
+        )
+    return Estimate(point, low, min(high, 1.0), audited, population, int((~seen).sum()), notes)
+
+
+def check_alpha(alpha: float) -> float:
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError) as exc:
+        raise AuditInputError(f"The target error rate must be a number, not {alpha!r}.") from exc
+    if not (0.0 < value < 0.5) or math.isnan(value):
+        raise AuditInputError(
+            f"The target error rate must lie strictly between 0 and 0.5 (e.g. 0.01 for 1 %); "
+            f"got {value}."
+        )
+    return value
+
+
+def items_needed(alpha: float, delta: float = DELTA) -> int:
+    """Audited items with no error a band needs before it can be certified at `alpha`."""
+    return math.ceil(math.log(delta) / math.log(1.0 - alpha))
+
+
+def _band_certified(correct: np.ndarray, alpha: float, delta: float) -> tuple[bool, float]:
+    """MAPIE Learn-then-Test for one band: is precision >= 1 - alpha at confidence 1 - delta?"""
+    from mapie.risk_control import BinaryClassificationController
+
+    if len(correct) == 0:
+        return False, 1.0
+    controller = BinaryClassificationController(
+        predict_function=lambda x: np.column_stack([1.0 - x[:, 0], x[:, 0]]),
+        risk="precision",
+        target_level=1.0 - alpha,
+        confidence_level=1.0 - delta,
+        list_predict_params=np.asarray([0.0]),  # every audited row of the band is "accepted"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MAPIE warns when nothing can be certified
+        controller.calibrate(np.ones((len(correct), 1)), np.asarray(correct, dtype=int))
+    p_value = float(np.asarray(controller.p_values).ravel()[0])
+    return len(controller.valid_predict_params) > 0, p_value
+
+
+@dataclass
+class ClassThreshold:
+    predicted_class: str
+    threshold: float | None  # lowest accepted confidence; None when no band is certified
+    bands_accepted: list[int]
+    rows_accepted: int
+    rows: int
+    note: str
+
+
+def auto_accept_thresholds(
+    strata: dict[str, tuple[int, Sequence[bool]]],
+    classes: Sequence[str],
+    alpha: float,
+    delta: float = DELTA,
+) -> list[ClassThreshold]:
+    """Per class, the lowest band edge down to which every band is certified at `alpha`.
+
+    `strata` maps stratum_key -> (population size, audited answers as correct/incorrect).
+    """
+    alpha = check_alpha(alpha)
+    out = []
+    for name in classes:
+        bands = sorted(
+            (parse_stratum(key)[1], key) for key in strata if parse_stratum(key)[0] == name
+        )
+        rows = sum(strata[key][0] for _, key in bands)
+        accepted: list[int] = []
+        note = ""
+        for band, key in reversed(bands):  # most confident first: fixed-sequence testing
+            size, answers = strata[key]
+            if size == 0:
+                continue
+            ok, p_value = _band_certified(np.asarray(answers, dtype=bool), alpha, delta)
+            if not ok:
+                wrong = int(len(answers) - np.sum(answers))
+                note = (
+                    f"band {band_label(band)} not certified: {len(answers)} audited, {wrong} "
+                    f"wrong (p = {p_value:.3f}; a band needs at least {items_needed(alpha, delta)} "
+                    f"audited items without error at this error rate)"
+                )
+                break
+            accepted.append(band)
+        rows_accepted = sum(strata[stratum_key(name, b)][0] for b in accepted)
+        threshold = BAND_EDGES[min(accepted)] if accepted else None
+        out.append(ClassThreshold(name, threshold, accepted, rows_accepted, rows, note))
+    return out
+
+
+@dataclass
+class Agreement:
+    agreed: int
+    total: int
+    low: float | None
+    high: float | None
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreed / self.total if self.total else None
+
+
+def agreement(agreed: int, total: int, level: float = LEVEL) -> Agreement:
+    """Agreement rate with a Wilson interval (SciPy's binomtest)."""
+    if total == 0:
+        return Agreement(0, 0, None, None)
+    from scipy.stats import binomtest
+
+    interval = binomtest(agreed, total).proportion_ci(confidence_level=level, method="wilson")
+    return Agreement(agreed, total, float(interval.low), float(interval.high))
+
+
+RUBBER_STAMP_GAP = 0.15
+RUBBER_STAMP_MIN_BLIND = 5
+
+
+def rubber_stamp(blind: Agreement, assisted: Agreement) -> bool:
+    """Does a reviewer agree with the model far more often when its answer is visible?
+
+    Flagged when assisted agreement exceeds blind agreement by RUBBER_STAMP_GAP or more and the
+    two Wilson intervals do not overlap (so it is not noise), with enough blind items to judge.
+    """
+    if blind.total < RUBBER_STAMP_MIN_BLIND or assisted.total < RUBBER_STAMP_MIN_BLIND:
+        return False
+    return (assisted.rate - blind.rate) >= RUBBER_STAMP_GAP and assisted.low > blind.high

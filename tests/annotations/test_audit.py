@@ -1,0 +1,267 @@
+"""Audits in the app: the draw, the estimate on the dashboard and in the card, auto-accept and
+its export filter, the rubber-stamp check, the API and the page (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from annotations import audit_stats
+from annotations.models import Audit, AuditItem, Label, LabelEvent, ModelVersion
+from annotations.selectors.audit import (
+    get_audit_summary,
+    get_auto_accept,
+    get_rubber_stamp_checks,
+)
+from annotations.services import audit as audit_service
+from annotations.services import rules as rule_service
+from annotations.services.export import build_export_card, make_filters, stream_export
+from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
+
+pytestmark = pytest.mark.django_db
+
+# (pattern, class, confidence, rows)
+PATTERNS = [
+    ("DRUG_A may increase the anticoagulant activities of DRUG_B.", "Synergistic", 0.995, 120),
+    ("DRUG_A may decrease the diuretic activities of DRUG_B.", "Antagonistic", 0.97, 50),
+    (
+        "The metabolism of DRUG_B can be increased when combined with DRUG_A.",
+        "Synergistic",
+        0.6,
+        30,
+    ),
+]
+
+
+@pytest.fixture
+def model_project(project, reviewer_rita):
+    """200 model-labeled rows over three patterns, plus one seed, one review and one rule row."""
+    version = ModelVersionFactory(project=project, is_active=True, metrics={"macro_f1": 0.9})
+    n = 0
+    for text, cls, conf, rows in PATTERNS:
+        for _ in range(rows):
+            n += 1
+            interaction = InteractionFactory(
+                project=project,
+                drug_a=f"Alpha{n}",
+                drug_b=f"Beta{n}",
+                description=text.replace("DRUG_A", f"Alpha{n}").replace("DRUG_B", f"Beta{n}"),
+                blinded_text=text,
+                pattern_hash=str(hash(text)),
+            )
+            probs = [conf, 1 - conf] if cls == "Synergistic" else [1 - conf, conf]
+            PredictionFactory(
+                interaction=interaction,
+                model_version=version,
+                predicted_class=cls,
+                confidence=conf,
+                uncertainty=1 - conf,
+                margin=abs(probs[0] - probs[1]),
+                probabilities=probs,
+            )
+    seeded, reviewed = project.interactions.all()[:2]
+    Label.objects.create(interaction=seeded, label_class="Synergistic", source="seed")
+    Label.objects.create(
+        interaction=reviewed, label_class="Antagonistic", source="review", author=reviewer_rita
+    )
+    return project
+
+
+def _answer_all(audit, *, wrong_in=None, user):
+    """Answer every item: right, except items whose shown class is `wrong_in` in band <= 0.7."""
+    for item in audit.items.select_related("interaction"):
+        cls = item.shown_class
+        if wrong_in and item.shown_class == wrong_in and (item.confidence or 1) < 0.7:
+            cls = "Antagonistic" if cls == "Synergistic" else "Synergistic"
+        audit_service.record_audit_answer(
+            interaction=item.interaction, user=user, label_class=cls, status="labeled"
+        )
+
+
+def test_the_draw_is_stratified_over_model_rows_only_with_inclusion_probabilities(
+    model_project, curator_carl
+):
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=40, seed=7)
+    items = list(audit.items.all())
+    assert len(items) == 40 and audit.population == 198  # 200 minus the seed and the review
+    assert audit.model_version.is_active and audit.started_by == curator_carl
+    labeled = set(Label.objects.values_list("interaction_id", flat=True))
+    assert not labeled & {i.interaction_id for i in items}
+    assert sum(s["size"] for s in audit.strata.values()) == 198
+    for item in items:
+        info = audit.strata[item.stratum]
+        assert item.inclusion_probability == pytest.approx(info["sample"] / info["size"])
+        cls, band = audit_stats.parse_stratum(item.stratum)
+        assert cls == item.shown_class and band == audit_stats.band_of(item.confidence)
+    # The unsure pattern (30 rows at 0.6) gets far more than its 15 % share of the items.
+    unsure = [i for i in items if i.confidence == 0.6]
+    assert len(unsure) >= 12
+
+
+def test_rule_labels_are_audited_separately(model_project, curator_carl):
+    rule_service.create_rule(
+        project=model_project,
+        user=curator_carl,
+        name="diuretic",
+        kind="regex",
+        field="blinded",
+        pattern=r"diuretic",
+        label_class="Antagonistic",
+        priority=0,
+        is_active=True,
+    )
+    audit = audit_service.start_audit(
+        project=model_project, user=curator_carl, size=10, source=Audit.Source.RULE
+    )
+    assert audit.population == 50 and audit.items.count() == 10
+    assert all(i.rule_id is not None for i in audit.items.all())
+    model_audit = audit_service.start_audit(project=model_project, user=curator_carl, size=10)
+    assert model_audit.population == 148  # the rule's rows are no longer the model's
+
+
+def test_an_audit_without_model_labels_says_why_it_cannot_start(project, curator_carl):
+    with pytest.raises(audit_service.AuditCannotStart, match="no active model version"):
+        audit_service.start_audit(project=project, user=curator_carl)
+    ModelVersionFactory(project=project, is_active=True)
+    with pytest.raises(audit_service.AuditCannotStart, match="No rows to audit"):
+        audit_service.start_audit(project=project, user=curator_carl)
+    with pytest.raises(audit_service.AuditCannotStart, match="between 1 and"):
+        audit_service.start_audit(project=project, user=curator_carl, size=0)
+
+
+def test_the_estimate_matches_the_truth_per_class_and_in_the_card(
+    model_project, curator_carl, reviewer_rita
+):
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=60, seed=3)
+    _answer_all(audit, wrong_in="Synergistic", user=reviewer_rita)
+    summary = get_audit_summary(project=model_project)
+    # Truth: the 30 rows at 0.6 are wrong (one of them may be labeled), the rest right.
+    assert summary.answered == 60 and not summary.stale
+    assert summary.estimate.low <= 168 / 198 <= summary.estimate.high
+    assert summary.per_class["Antagonistic"].value > 0.95
+    assert summary.per_class["Synergistic"].high < 0.9
+    card = build_export_card(project=model_project, filters=make_filters(project=model_project))
+    assert card["audit"]["model"] == json.loads(json.dumps(summary.as_dict()))
+    # Another version becomes active: the estimate is marked stale, with the reason.
+    ModelVersion.objects.filter(project=model_project).update(is_active=False)
+    ModelVersionFactory(project=model_project, is_active=True)
+    stale = get_audit_summary(project=model_project)
+    assert stale.stale and "active now" in stale.stale_reason
+
+
+def test_an_unclear_answer_is_not_counted_as_right_or_wrong(
+    model_project, curator_carl, reviewer_rita
+):
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=5, seed=1)
+    item = audit.items.first()
+    audit_service.record_audit_answer(
+        interaction=item.interaction, user=reviewer_rita, label_class="", status="unclear"
+    )
+    item.refresh_from_db()
+    assert item.answered_at is not None and item.correct is None
+    summary = get_audit_summary(project=model_project)
+    assert summary.answered == 1 and summary.unclear == 1 and summary.estimate.value is None
+
+
+def test_auto_accept_thresholds_and_the_export_filter(model_project, curator_carl, reviewer_rita):
+    with pytest.raises(audit_service.AuditCannotStart, match=r"between 0 and 0\.5"):
+        audit_service.set_auto_accept_alpha(project=model_project, alpha=0.7)
+    audit_service.set_auto_accept_alpha(project=model_project, alpha="0.05")
+    assert get_auto_accept(project=model_project).reason.startswith("no audit yet")
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=198, seed=2)
+    _answer_all(audit, wrong_in="Synergistic", user=reviewer_rita)
+    accept = get_auto_accept(project=model_project)
+    thresholds = accept.threshold_map()
+    # A census here: 118 right answers at 0.995 certify the Synergistic top band at 5 %; its
+    # 0.6 band (all wrong) is refused; the 50 right Antagonistic rows at 0.97 are too few (59).
+    assert thresholds["Synergistic"] == audit_stats.BAND_EDGES[6]
+    assert "Antagonistic" not in thresholds  # 49 items < 59 needed at 5 %
+    assert accept.rows_accepted == audit.strata["Synergistic|6"]["size"]
+    filters = make_filters(project=model_project, auto_accepted=True)
+    data = b"".join(stream_export(project=model_project, export_format="jsonl", filters=filters))
+    rows = [json.loads(line) for line in data.splitlines()]
+    model_rows = [r for r in rows if r["source"] == "model"]
+    assert model_rows and all(
+        r["final_label"] == "Synergistic" and r["confidence"] >= 0.99 for r in model_rows
+    )
+    assert {r["source"] for r in rows} >= {"seed", "review"}  # human labels always kept
+    card = build_export_card(project=model_project, filters=filters)
+    assert card["auto_accept"]["alpha"] == 0.05
+    assert card["filters"]["auto_accepted"]["thresholds"] == {"Synergistic": 0.99}
+    assert "exchangeable" in card["auto_accept"]["assumption"]
+
+
+def test_the_export_filter_needs_auto_accept_on(model_project):
+    from annotations.services.export import InvalidExportFilter
+
+    with pytest.raises(InvalidExportFilter, match="Audit page"):
+        make_filters(project=model_project, auto_accepted=True)
+
+
+def test_rubber_stamp_check_flags_a_reviewer_who_agrees_only_when_the_answer_shows(
+    model_project, curator_carl, reviewer_rita, reviewer_rob
+):
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=20, seed=5)
+    for n, item in enumerate(audit.items.select_related("interaction")):
+        cls = item.shown_class
+        if n % 2:  # rita disagrees with the model on half of the blind items
+            cls = "Antagonistic" if cls == "Synergistic" else "Synergistic"
+        audit_service.record_audit_answer(
+            interaction=item.interaction, user=reviewer_rita, label_class=cls, status="labeled"
+        )
+    interactions = list(model_project.interactions.all()[2:32])
+    for interaction in interactions:  # ...and always agrees when the model's answer is shown
+        LabelEvent.objects.create(
+            interaction=interaction,
+            actor=reviewer_rita,
+            action="accept",
+            source="review",
+            new_class="Synergistic",
+            new_status="labeled",
+            version=1,
+            predicted_class="Synergistic",
+        )
+    checks = {c.username: c for c in get_rubber_stamp_checks(project=model_project)}
+    assert checks["rita"].flagged
+    assert checks["rita"].blind.rate == pytest.approx(0.5)
+    assert checks["rita"].assisted.rate == 1.0
+
+
+def test_audit_api_roles_and_messages(model_project, reviewer_rita, curator_carl):
+    client = APIClient()
+    url = f"/api/projects/{model_project.pk}/audit/"
+    client.force_authenticate(reviewer_rita)
+    assert client.get(url).json()["audit"]["model"] is None
+    assert client.post(url, {"size": 5}, format="json").status_code == 403
+    client.force_authenticate(curator_carl)
+    created = client.post(url, {"size": 5}, format="json")
+    assert created.status_code == 201 and created.json()["drawn"] == 5
+    bad = client.put(url + "auto-accept/", {"alpha": 0.9}, format="json")
+    assert bad.status_code == 400 and "between 0 and 0.5" in json.dumps(bad.json())
+    ok = client.put(url + "auto-accept/", {"alpha": 0.01}, format="json")
+    assert ok.status_code == 200 and ok.json()["alpha"] == 0.01
+    assert client.post(url, {"size": 0}, format="json").status_code == 400
+
+
+def test_the_audit_page_starts_an_audit_and_shows_errors_not_500s(
+    client, model_project, curator_carl, reviewer_rita, admin_ada
+):
+    url = reverse("annotations:audit", args=[model_project.pk])
+    client.force_login(reviewer_rita)
+    assert client.get(url).status_code == 403
+    client.force_login(curator_carl)
+    assert "No audit of the model labels yet" in client.get(url).content.decode()
+    response = client.post(url, {"action": "start", "source": "model", "size": "12"})
+    assert response.status_code == 302
+    assert AuditItem.objects.filter(audit__project=model_project).count() == 12
+    page = client.get(url).content.decode()
+    assert "no answers yet" in page and "Rubber-stamp" not in page
+    bad = client.post(url, {"action": "alpha", "alpha": "abc"})
+    assert bad.status_code == 422 and "must be a number" in bad.content.decode()
+    client.force_login(admin_ada)
+    assert "Rubber-stamp check" in client.get(url).content.decode()
+    dashboard = client.get(reverse("annotations:dashboard", args=[model_project.pk]))
+    assert "What nobody reviewed" in dashboard.content.decode()

@@ -89,9 +89,13 @@ def allocate(sizes: Sequence[int], expected_errors: Sequence[float], n: int) -> 
     sd = np.maximum(np.sqrt(errors * (1.0 - errors)), SD_FLOOR)
     weight = sizes * sd
     low = np.minimum(sizes, MIN_PER_STRATUM)
-    if low.sum() >= total:  # more strata than items: the heaviest strata first
+    if low.sum() >= total:  # too few items for every minimum: round-robin, heaviest first
         alloc = np.zeros_like(sizes)
-        alloc[np.argsort(-weight, kind="stable")[:total]] = 1
+        order = [int(i) for i in np.argsort(-weight, kind="stable") if sizes[i] > 0]
+        while alloc.sum() < total:
+            for index in order:
+                if alloc.sum() < total and alloc[index] < low[index]:
+                    alloc[index] += 1
         return alloc.tolist()
     # Neyman shares, with strata pushed below their minimum or above their size fixed there
     # and the rest shared again among the others (iterative capping).

@@ -65,3 +65,15 @@ class NoActiveModelVersion(DomainError):
 
 class InvalidRunParams(DomainError):
     """A training or pseudo-labeling parameter is unknown or out of range."""
+
+
+class NotYourBlindReview(DomainError):
+    """The blind review row is answered, held by someone else, or not for this person."""
+
+
+class BlindReviewRequired(DomainError):
+    """The person holds a blind review on the item: the ordinary label write is refused."""
+
+
+class AdjudicationClosed(DomainError):
+    """The adjudication was decided already (by this curator or another)."""

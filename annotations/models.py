@@ -35,10 +35,18 @@ class Project(models.Model):
     description = models.TextField(blank=True)
     label_classes = models.JSONField(default=default_label_classes)
     guideline = models.TextField(blank=True, default=DEFAULT_GUIDELINE)
+    # Bumped by every amendment (services/flags.py); answers record the revision they were made
+    # under, so agreement can be read per revision.
+    guideline_revision = models.PositiveIntegerField(default=1)
+    guideline_revised_at = models.DateTimeField(null=True, blank=True)
     # A restricted project is visible only to its members (and admins).
     is_restricted = models.BooleanField(default=False)
     # Target error rate for auto-accepting model labels (None: auto-accept off); see audits.
     auto_accept_alpha = models.FloatField(null=True, blank=True)
+    # Team review (README "Team review"): the share of reviewed items that get a blind second
+    # opinion, and a confidence under which every reviewed item gets one (None: no such floor).
+    second_opinion_rate = models.FloatField(default=0.10)
+    second_opinion_below_confidence = models.FloatField(null=True, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -147,6 +155,10 @@ class Label(models.Model):
         SEED = "seed"
         REVIEW = "review"
         IMPORT = "import"
+        # A blind audit's answer (issue 14) and a curator's decision between disagreeing
+        # reviewers: both are human reviews (HUMAN_SOURCES).
+        AUDIT = "audit"
+        ADJUDICATION = "adjudication"
 
     class Status(models.TextChoices):
         LABELED = "labeled"
@@ -178,6 +190,11 @@ class Label(models.Model):
         return f"{self.interaction_id}: {self.label_class or self.status}"
 
 
+# Label sources written by a person looking at the item (final labels, stats and exports count
+# them as reviews).
+HUMAN_SOURCES = frozenset({Label.Source.REVIEW, Label.Source.AUDIT, Label.Source.ADJUDICATION})
+
+
 class LabelEvent(models.Model):
     """Append-only history of label changes: who, when, old -> new (and what the model said)."""
 
@@ -187,6 +204,10 @@ class LabelEvent(models.Model):
         CHANGE = "change"
         FLAG = "flag"
         UNDO = "undo"
+        AUDIT = "audit"
+        ADJUDICATE = "adjudicate"
+        # A curator sent a flagged item back to the review queue (its note is the comment).
+        REOPEN = "reopen"
 
     interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="events")
     actor = models.ForeignKey(
@@ -205,6 +226,7 @@ class LabelEvent(models.Model):
         "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL
     )
     predicted_class = models.CharField(max_length=100, blank=True)
+    guideline_revision = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -229,6 +251,164 @@ class ReviewSkip(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} skipped {self.interaction_id}"
+
+
+class ReviewTask(models.Model):
+    """A blind answer requested from one more reviewer: a second opinion or an audit item.
+
+    Blind: while a reviewer holds the open row (assignee, unanswered), every page and endpoint
+    hides the model's answer, rules' classes and earlier answers of the interaction
+    (selectors/blind.py). The item's earlier answerers (its LabelEvent actors and the answerers
+    of its other rows) never get it; the constraints keep one open row per (interaction, kind)
+    and one answer per person per interaction. Written only through services/blind.py.
+    """
+
+    class Kind(models.TextChoices):
+        SECOND_OPINION = "second_opinion", "second opinion"
+        AUDIT = "audit"
+
+    class Reason(models.TextChoices):
+        SAMPLE = "sample", "random share of reviewed items"
+        LOW_CONFIDENCE = "low_confidence", "model confidence below the project's floor"
+        REQUESTED = "requested", "requested by a curator"
+
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="review_tasks"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reason = models.CharField(max_length=20, choices=Reason.choices, default=Reason.SAMPLE)
+    # Who holds it: set by the queue's hand-out (with a lease, claim_expires_at) or up front by
+    # whoever created it (no expiry). NULL: anyone eligible may be handed it.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_review_tasks",
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_review_tasks",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="answered_review_tasks",
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer_class = models.CharField(max_length=100, blank=True)
+    answer_status = models.CharField(max_length=20, choices=Label.Status.choices, blank=True)
+    note = models.TextField(blank=True)
+    # What the answer is compared with, as it stood when the answer came in: the label being
+    # checked (second opinion: the first reviewer's) and the serving model's class.
+    first_class = models.CharField(max_length=100, blank=True)
+    first_status = models.CharField(max_length=20, blank=True)
+    first_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    first_source = models.CharField(max_length=20, blank=True)
+    predicted_class = models.CharField(max_length=100, blank=True)
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    guideline_revision = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interaction", "kind"],
+                condition=Q(answered_at__isnull=True),
+                name="one_open_review_task_per_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["interaction", "answered_by"],
+                condition=Q(answered_by__isnull=False),
+                name="one_blind_answer_per_person",
+            ),
+            models.CheckConstraint(
+                condition=Q(answered_at__isnull=True) | ~Q(answer_status=""),
+                name="answered_task_has_status",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "answered_at"], name="review_task_open_idx"),
+            models.Index(fields=["assignee", "answered_at"], name="review_task_assignee_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.interaction_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.answered_at is None
+
+    @property
+    def agrees_with_first(self) -> bool | None:
+        """Same class and status as the label it checks (None: not answered or nothing to
+        compare with)."""
+        if self.answered_at is None or not self.first_status:
+            return None
+        return (self.answer_status, self.answer_class) == (self.first_status, self.first_class)
+
+    @property
+    def agrees_with_model(self) -> bool | None:
+        if self.answered_at is None or not self.predicted_class:
+            return None
+        return self.answer_status == Label.Status.LABELED and (
+            self.answer_class == self.predicted_class
+        )
+
+
+class Adjudication(models.Model):
+    """An interaction whose reviewers disagree, waiting for (or decided by) a curator.
+
+    The decision is written as the interaction's Label with source "adjudication" through
+    services/adjudication.py (optimistic locking on the Label's version).
+    """
+
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="adjudications"
+    )
+    review_task = models.ForeignKey(
+        ReviewTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="adjudications"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_class = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interaction"],
+                condition=Q(decided_at__isnull=True),
+                name="one_open_adjudication_per_interaction",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication of {self.interaction_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.decided_at is None
 
 
 class ReviewClaim(models.Model):
@@ -545,21 +725,16 @@ class AuditItem(models.Model):
     shown_class = models.CharField(max_length=100)
     confidence = models.FloatField(null=True, blank=True)
     rule_id = models.BigIntegerField(null=True, blank=True)
-    answered_class = models.CharField(max_length=100, blank=True)
-    answered_status = models.CharField(max_length=20, blank=True)
-    answered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    # The blind review row the item was handed out as; its answer is the audit's answer.
+    task = models.ForeignKey(
+        "ReviewTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_items"
     )
-    answered_at = models.DateTimeField(null=True, blank=True)
-    # answered_class == shown_class; null until answered (and for an "unclear" answer).
-    correct = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["audit", "interaction"], name="one_item_per_audit")
         ]
-        indexes = [models.Index(fields=["interaction", "answered_at"], name="audit_item_open_idx")]
 
     def __str__(self) -> str:
         return f"audit {self.audit_id} item {self.interaction_id}"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from collections import Counter, defaultdict
@@ -62,7 +63,7 @@ def load_population() -> tuple[list[str], Counter]:
     return texts, Counter(r.text for r in read_labelled(SEED_CSV))
 
 
-def trained(name: str, examples: list[TrainExample], retrain: bool) -> Predictor:
+def trained(name: str, examples: list[TrainExample], retrain: bool) -> Path:
     folder = OUT / f"audit-{name}"
     if retrain or not (folder / "model.json").exists():
         started, cpu = time.perf_counter(), time.process_time()
@@ -72,13 +73,14 @@ def trained(name: str, examples: list[TrainExample], retrain: bool) -> Predictor
             f"  trained {name} on {len(examples)} labels: wall "
             f"{time.perf_counter() - started:.0f} s, CPU {time.process_time() - cpu:.0f} s"
         )
-    return Predictor.load(folder)
+    return folder
 
 
 class State:
     """Per-pattern prediction and confidence, and per-pattern counts of unreviewed rows."""
 
-    def __init__(self, predictor: Predictor, patterns: list[str], truth: dict[str, str]):
+    def __init__(self, folder: Path, patterns: list[str], truth: dict[str, str]):
+        predictor = Predictor.load(folder)
         scores = predictor.score(patterns)
         self.patterns = patterns
         self.predicted = np.asarray(
@@ -86,7 +88,8 @@ class State:
         )
         self.confidence = np.asarray(scores.confidence)
         self.correct = self.predicted == np.asarray([truth[p] for p in patterns])
-        self.oof_accuracy = float(predictor.metrics.get("accuracy", float("nan")))
+        metrics = json.loads((folder / "model.json").read_text())["metrics"]
+        self.oof_accuracy = float(metrics.get("accuracy", float("nan")))
 
     def strata(self, counts: np.ndarray) -> dict[str, list[int]]:
         """stratum key -> pattern indices, each repeated by its unreviewed row count, in order."""

@@ -8,10 +8,13 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 
 from annotations.exceptions import (
+    AdjudicationClosed,
+    BlindReviewRequired,
     DomainError,
     EditConflict,
     NoActiveModelVersion,
     NothingToTrain,
+    NotYourBlindReview,
     RunNotCancellable,
 )
 
@@ -20,6 +23,9 @@ _STATUS = {
     RunNotCancellable: status.HTTP_409_CONFLICT,
     NothingToTrain: status.HTTP_409_CONFLICT,
     NoActiveModelVersion: status.HTTP_409_CONFLICT,
+    NotYourBlindReview: status.HTTP_409_CONFLICT,
+    BlindReviewRequired: status.HTTP_409_CONFLICT,
+    AdjudicationClosed: status.HTTP_409_CONFLICT,
 }
 
 

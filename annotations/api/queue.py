@@ -3,6 +3,8 @@
 The list endpoint (GET .../queue/) only shows candidates; this one takes the short review lease
 (ReviewClaim) through services.labels, so thirty reviewers asking at once get thirty different
 items. 200 with the interaction and the lease's expiry, or 204 when nothing is left for you.
+Open blind reviews the caller may answer come first (`blind: true`, `blind_task`), without the
+item's label; answer them at POST /api/review-tasks/<id>/answer/.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from annotations.api.permissions import IsReviewer
 from annotations.api.throttling import ThrottleFirstMixin
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.queue import QueueFilters
-from annotations.services import labels as label_service
+from annotations.services import blind as blind_service
 
 
 class QueueNextView(ThrottleFirstMixin, DomainErrorMixin, GenericAPIView):
@@ -42,7 +44,7 @@ class QueueNextView(ThrottleFirstMixin, DomainErrorMixin, GenericAPIView):
         query = serializers.QueueNextIn(data=request.data)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        claimed = label_service.claim_next_interaction(
+        claimed, task = blind_service.claim_next_item(
             project=project,
             user=request.user,
             filters=QueueFilters(
@@ -53,4 +55,6 @@ class QueueNextView(ThrottleFirstMixin, DomainErrorMixin, GenericAPIView):
         )
         if claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(serializers.QueueNextOut(claimed).data)
+        # Blind: the item comes without its label (and the queue never lists its prediction).
+        context = {"blind_task": task, "blind_ids": {claimed.pk} if task is not None else set()}
+        return Response(serializers.QueueNextOut(claimed, context=context).data)

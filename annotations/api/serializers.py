@@ -14,6 +14,7 @@ from annotations.models import (
     ModelVersion,
     Prediction,
     Project,
+    ReviewTask,
     Rule,
     Run,
 )
@@ -74,6 +75,9 @@ class InteractionOut(serializers.ModelSerializer):
 
     @extend_schema_field(LabelOut(allow_null=True))
     def get_label(self, obj: Interaction) -> dict | None:
+        # Blind: the caller holds an unanswered blind review of it (selectors/blind.py).
+        if obj.pk in self.context.get("blind_ids", ()):
+            return None
         label = getattr(obj, "label", None)
         return LabelOut(label).data if label is not None else None
 
@@ -369,6 +373,64 @@ class QueueNextIn(serializers.Serializer):
     )
 
 
+class BlindTaskRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+
+
 class QueueNextOut(serializers.Serializer):
     interaction = InteractionOut(source="*")
     claim_expires_at = serializers.DateTimeField(source="claim.expires_at")
+    blind = serializers.SerializerMethodField()
+    blind_task = serializers.SerializerMethodField()
+
+    def get_blind(self, obj) -> bool:
+        return self.context.get("blind_task") is not None
+
+    @extend_schema_field(BlindTaskRef(allow_null=True))
+    def get_blind_task(self, obj) -> dict | None:
+        task = self.context.get("blind_task")
+        return {"id": task.pk, "kind": task.kind} if task is not None else None
+
+
+class ReviewTaskOut(serializers.ModelSerializer):
+    """A blind review row. While it is open the comparison fields are empty (the answer the
+    holder must not see is only snapshotted when their answer comes in)."""
+
+    answered_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    first_reviewer = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    agrees_with_first = serializers.BooleanField(allow_null=True, read_only=True)
+    agrees_with_model = serializers.BooleanField(allow_null=True, read_only=True)
+
+    class Meta:
+        model = ReviewTask
+        fields = [
+            "id",
+            "interaction",
+            "kind",
+            "reason",
+            "created_at",
+            "answered_by",
+            "answered_at",
+            "answer_class",
+            "answer_status",
+            "note",
+            "first_class",
+            "first_status",
+            "first_reviewer",
+            "predicted_class",
+            "agrees_with_first",
+            "agrees_with_model",
+            "guideline_revision",
+        ]
+        read_only_fields = fields
+
+
+class BlindAnswerIn(serializers.Serializer):
+    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
+    status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
+    note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)

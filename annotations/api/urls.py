@@ -12,6 +12,7 @@ from annotations.api.errors import api_not_found
 from annotations.api.exports import ProjectExportCardView, ProjectExportView
 from annotations.api.imports import ProjectImportView
 from annotations.api.queue import QueueNextView
+from annotations.api.review_tasks import ReviewTaskViewSet
 from annotations.api.schema import ERROR_RESPONSES_HOOK
 
 router = SimpleRouter()
@@ -21,6 +22,7 @@ router.register("labels", views.LabelViewSet, basename="api-label")
 router.register("predictions", views.PredictionViewSet, basename="api-prediction")
 router.register("rules", views.RuleViewSet, basename="api-rule")
 router.register("runs", views.RunViewSet, basename="api-run")
+router.register("review-tasks", ReviewTaskViewSet, basename="api-review-task")
 
 urlpatterns = [
     path("auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),

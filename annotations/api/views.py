@@ -28,7 +28,13 @@ from annotations.api.permissions import (
     ReviewerReadsCuratorWrites,
 )
 from annotations.api.throttling import ThrottleFirstMixin
+from annotations.exceptions import BlindReviewRequired
 from annotations.models import Interaction, Label, LabelEvent, Prediction, Project, Rule, Run
+from annotations.selectors.blind import (
+    blind_interaction_ids,
+    blind_interactions_subquery,
+    is_blind_for,
+)
 from annotations.selectors.projects import list_visible_projects
 from annotations.services import labels as label_service
 from annotations.services import rules as rule_service
@@ -103,17 +109,37 @@ class ProjectViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModel
         return Response(serializers.QueueItemOut(items, many=True).data)
 
 
-class InteractionViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
-    """Interactions with their current label; filter, search (`search=`), keyset pages."""
+class _BlindAwareMixin:
+    """Hides what a blind reviewer must not see (selectors/blind.py): serializers get the ids
+    of the interactions the caller holds blind (`blind_ids`) and leave their label out."""
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["blind_ids"] = blind_interaction_ids(self.request.user)
+        return context
+
+
+# Filters that select by the label: on a blind item, a row's presence would reveal its label.
+_LABEL_FILTERS = ("label_source", "label_class", "has_label")
+
+
+class InteractionViewSet(
+    _BlindAwareMixin, _ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
+    """Interactions with their current label; filter, search (`search=`), keyset pages.
+    Items you hold blind come without their label (and out of label-filtered lists)."""
 
     serializer_class = serializers.InteractionOut
     permission_classes = [IsReviewer]
     filterset_class = filters.InteractionFilter
 
     def get_queryset(self):
-        return Interaction.objects.filter(project__in=self.visible_projects()).select_related(
+        qs = Interaction.objects.filter(project__in=self.visible_projects()).select_related(
             "label", "label__author"
         )
+        if any(self.request.query_params.get(name) for name in _LABEL_FILTERS):
+            qs = qs.exclude(id__in=blind_interactions_subquery(self.request.user))
+        return qs
 
 
 class PredictionViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -124,9 +150,12 @@ class PredictionViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     filterset_class = filters.PredictionFilter
 
     def get_queryset(self):
-        return Prediction.objects.filter(
-            interaction__project__in=self.visible_projects()
-        ).select_related("model_version")
+        # Predictions of the items you hold blind are left out until you answer.
+        return (
+            Prediction.objects.filter(interaction__project__in=self.visible_projects())
+            .exclude(interaction_id__in=blind_interactions_subquery(self.request.user))
+            .select_related("model_version")
+        )
 
 
 # PUT and PATCH share one contract (optimistic locking via version or If-Match).
@@ -152,9 +181,12 @@ class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
     filterset_class = filters.LabelFilter
 
     def get_queryset(self):
-        return Label.objects.filter(
-            interaction__project__in=self.visible_projects()
-        ).select_related("author")
+        # The labels of the items you hold blind are left out until you answer.
+        return (
+            Label.objects.filter(interaction__project__in=self.visible_projects())
+            .exclude(interaction_id__in=blind_interactions_subquery(self.request.user))
+            .select_related("author")
+        )
 
     def retrieve(self, request, *args, **kwargs):
         label = self.get_object()
@@ -204,6 +236,11 @@ class LabelViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMi
     def _record(
         self, interaction: Interaction, data: dict, *, expected_version: int | None
     ) -> Label:
+        if is_blind_for(self.request.user, interaction):
+            raise BlindReviewRequired(
+                f"You hold a blind review of interaction {interaction.pk}: answer it with "
+                "POST /api/review-tasks/<id>/answer/ (see GET /api/review-tasks/)."
+            )
         unclear = data["status"] == Label.Status.UNCLEAR
         return label_service.record_review(
             interaction=interaction,

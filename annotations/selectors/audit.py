@@ -56,7 +56,7 @@ def list_audits(*, project: Project) -> list[Audit]:
         .select_related("model_version", "started_by")
         .annotate(
             drawn=Count("items"),
-            answered=Count("items", filter=Q(items__answered_at__isnull=False)),
+            answered=Count("items", filter=Q(items__task__answered_at__isnull=False)),
         )
     )
 
@@ -67,13 +67,20 @@ def get_latest_audit(*, project: Project, source: str = Audit.Source.MODEL) -> A
     )
 
 
+# An item is answered when its blind review row is; it is right when the answer is the class
+# the model (or rule) gave at draw time. An "unclear" answer is answered but neither.
+_ANSWERED = Q(task__answered_at__isnull=False)
+_UNCLEAR = _ANSWERED & Q(task__answer_status=Label.Status.UNCLEAR)
+_SCORED = _ANSWERED & Q(task__answer_status=Label.Status.LABELED)
+
+
 def _answers_by_stratum(audit: Audit) -> dict[str, list[bool]]:
     answers: dict[str, list[bool]] = defaultdict(list)
-    rows = AuditItem.objects.filter(audit=audit, correct__isnull=False).values_list(
-        "stratum", "correct"
+    rows = AuditItem.objects.filter(_SCORED, audit=audit).values_list(
+        "stratum", "shown_class", "task__answer_class"
     )
-    for stratum, correct in rows:
-        answers[stratum].append(bool(correct))
+    for stratum, shown, answer in rows:
+        answers[stratum].append(shown == answer)
     return answers
 
 
@@ -111,8 +118,8 @@ def get_audit_summary(
     answers = _answers_by_stratum(audit)
     counts = AuditItem.objects.filter(audit=audit).aggregate(
         drawn=Count("id"),
-        answered=Count("id", filter=Q(answered_at__isnull=False)),
-        unclear=Count("id", filter=Q(answered_at__isnull=False, correct__isnull=True)),
+        answered=Count("id", filter=_ANSWERED),
+        unclear=Count("id", filter=_UNCLEAR),
     )
     classes = sorted({audit_stats.parse_stratum(k)[0] for k in audit.strata})
     stale, reason = _staleness(audit, project)
@@ -197,13 +204,10 @@ def get_rubber_stamp_checks(*, project: Project) -> list[ReviewerCheck]:
     """Per reviewer: agreement with the model on blind audit items vs on assisted queue items."""
     blind = defaultdict(lambda: [0, 0])
     rows = AuditItem.objects.filter(
-        audit__project=project,
-        audit__source=Audit.Source.MODEL,
-        correct__isnull=False,
-        answered_by__isnull=False,
-    ).values_list("answered_by__username", "correct")
-    for name, correct in rows:
-        blind[name][0] += int(correct)
+        _SCORED, audit__project=project, audit__source=Audit.Source.MODEL
+    ).values_list("task__answered_by__username", "shown_class", "task__answer_class")
+    for name, shown, answer in rows:
+        blind[name][0] += int(shown == answer)
         blind[name][1] += 1
     assisted = defaultdict(lambda: [0, 0])
     events = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import FilteredRelation, Q
 
-from annotations.models import Interaction, Label, ModelVersion, Project
+from annotations.models import HUMAN_SOURCES, Interaction, Label, ModelVersion, Project
 from annotations.selectors.versions import get_serving_model_version
 from annotations.services.final_labels import (
     SOURCES,
@@ -121,7 +121,7 @@ def get_active_model_version(*, project: Project) -> ModelVersion | None:
 def _base_queryset(project: Project, model_version: ModelVersion | None, filters):
     qs = Interaction.objects.filter(project=project)
     if filters.reviewed_only or (filters.sources is not None and filters.sources <= {"review"}):
-        qs = qs.filter(label__source=Label.Source.REVIEW, label__status=Label.Status.LABELED)
+        qs = qs.filter(label__source__in=HUMAN_SOURCES, label__status=Label.Status.LABELED)
     if model_version is None:
         return qs.values_list(*_COLUMNS)
     return qs.annotate(

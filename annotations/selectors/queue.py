@@ -52,7 +52,9 @@ from annotations.models import (
     Project,
     ReviewClaim,
     ReviewSkip,
+    ReviewTask,
 )
+from annotations.selectors.blind import list_answered_tasks, open_blind_task
 from annotations.selectors.versions import get_serving_model_version
 
 DEFAULT_PAGE_SIZE = 25
@@ -165,6 +167,13 @@ def _exclusions(qs: QuerySet, *, user: AbstractBaseUser, filters: QueueFilters, 
     if filters.unreviewed_only:
         qs = qs.exclude(Exists(Label.objects.filter(interaction_id=ref)))
     qs = qs.exclude(Exists(ReviewSkip.objects.filter(interaction_id=ref, user=user)))
+    # Items the user holds blind are handed out by the blind hand-out only: listing them here
+    # would show the model's answer (and a model filter would reveal it by the row's presence).
+    qs = qs.exclude(
+        Exists(
+            ReviewTask.objects.filter(interaction_id=ref, assignee=user, answered_at__isnull=True)
+        )
+    )
     return qs.exclude(
         Exists(
             ReviewClaim.objects.filter(interaction_id=ref, expires_at__gte=timezone.now()).exclude(
@@ -464,12 +473,38 @@ class ReviewItem:
     prediction: Prediction | None
     class_probabilities: list[tuple[int, str, float | None]]  # (key digit, class, probability)
     history: list[LabelEvent]
+    # The user's open blind row on it: set, the page shows neither the label, the model, nor
+    # the history (label/prediction/history are then empty, not just hidden by the template).
+    blind_task: ReviewTask | None = None
+    # Answered blind rows (second opinions, audit), shown with whether they agreed.
+    blind_answers: list[ReviewTask] = field(default_factory=list)
+
+    @property
+    def is_blind(self) -> bool:
+        return self.blind_task is not None
 
 
-def get_review_item(*, interaction: Interaction, history_limit: int = 50) -> ReviewItem:
-    """The label, the active model's prediction and the label history of one interaction."""
+def get_review_item(
+    *, interaction: Interaction, user: AbstractBaseUser | None = None, history_limit: int = 50
+) -> ReviewItem:
+    """The label, the active model's prediction and the label history of one interaction.
 
+    For a `user` blind on it (selectors/blind.py) only the sentence and the class list come
+    back: the label, prediction, probabilities and history are left out.
+    """
     project = interaction.project
+    blind_task = open_blind_task(user, interaction)
+    if blind_task is not None:
+        return ReviewItem(
+            interaction=interaction,
+            label=None,
+            prediction=None,
+            class_probabilities=[
+                (index + 1, name, None) for index, name in enumerate(project.label_classes)
+            ],
+            history=[],
+            blind_task=blind_task,
+        )
     label = Label.objects.select_related("author").filter(interaction=interaction).first()
     model_version = get_active_model_version(project)
     prediction = (
@@ -494,4 +529,5 @@ def get_review_item(*, interaction: Interaction, history_limit: int = 50) -> Rev
         prediction=prediction,
         class_probabilities=class_probabilities,
         history=history,
+        blind_answers=list_answered_tasks(interaction),
     )

@@ -12,6 +12,7 @@ from django.db.models.functions import Cast, Floor, Least, TruncDate
 from django.utils import timezone
 
 from annotations.models import (
+    HUMAN_SOURCES,
     Interaction,
     Label,
     LabelEvent,
@@ -48,7 +49,7 @@ def get_dashboard_counts(*, project: Project) -> DashboardCounts:
     """Headline counts; 'pseudo-labeled' = interactions with a prediction of the active version."""
     labels = Label.objects.filter(interaction__project=project).aggregate(
         seed=Count("id", filter=Q(source__in=[Label.Source.SEED, Label.Source.IMPORT])),
-        reviewed=Count("id", filter=Q(source=Label.Source.REVIEW)),
+        reviewed=Count("id", filter=Q(source__in=HUMAN_SOURCES)),
         flagged=Count("id", filter=Q(status=Label.Status.UNCLEAR)),
     )
     threshold = settings.DDI_LOW_CONFIDENCE
@@ -186,7 +187,7 @@ def list_active_runs(*, project: Project) -> QuerySet[Run]:
 
 # Review actions that state a class: accepting a prediction or choosing one. Seed imports, flags
 # ("unclear" is not a disagreement) and undos are not reviews of the prediction.
-_AGREEMENT_ACTIONS = (LabelEvent.Action.ACCEPT, LabelEvent.Action.CHANGE)
+_AGREEMENT_ACTIONS = (LabelEvent.Action.ACCEPT, LabelEvent.Action.CHANGE, LabelEvent.Action.AUDIT)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -237,7 +238,7 @@ def list_review_agreement(*, project: Project) -> list[VersionAgreement]:
         row["model_version"]: row
         for row in LabelEvent.objects.filter(
             interaction__project=project,
-            source=Label.Source.REVIEW,
+            source__in=HUMAN_SOURCES,
             action__in=_AGREEMENT_ACTIONS,
             new_status=Label.Status.LABELED,
             model_version__isnull=False,

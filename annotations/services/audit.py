@@ -3,8 +3,9 @@ and set the project's auto-accept error rate. The statistics are in annotations/
 
 An audit draws from the rows whose final label comes from one source (the model, or the rules),
 as the final-label order resolves them at draw time. Each drawn row becomes an AuditItem (what
-the model or rule said, its stratum and inclusion probability) and a blind review task of kind
-``audit``: the queue hands it to reviewers with the model's and rules' answers hidden.
+the model or rule said, its stratum and inclusion probability) linked to a blind review row
+(ReviewTask of kind ``audit``, services/blind.py): the queue hands it to reviewers with the
+model's and rules' answers hidden, and its answer (a Label with source ``audit``) is the audit's.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from collections import defaultdict
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
 from annotations import audit_stats
 from annotations.exceptions import DomainError
-from annotations.models import Audit, AuditItem, Interaction, Label, Project
+from annotations.models import Audit, AuditItem, Interaction, Project, ReviewTask
 from annotations.selectors.final_labels import FinalLabelFilters, iter_final_labels
 from annotations.selectors.versions import get_serving_model_version
+from annotations.services.blind import create_tasks
 
 MAX_AUDIT_SIZE = 2000
 
@@ -54,8 +55,6 @@ def start_audit(
     seed: int | None = None,
 ) -> Audit:
     """Draw an audit of `size` rows labeled by `source` and queue them for blind review."""
-    from annotations.services.blind import create_audit_tasks
-
     if source not in Audit.Source.values:
         raise AuditCannotStart(f"Unknown audit source {source!r}: choose 'model' or 'rule'.")
     if not 1 <= int(size) <= MAX_AUDIT_SIZE:
@@ -116,34 +115,22 @@ def start_audit(
         for item in items:
             item.audit = audit
         AuditItem.objects.bulk_create(items)
-        create_audit_tasks(audit=audit)
+        _queue_blind(audit)
     return audit
 
 
-def record_audit_answer(
-    *, interaction: Interaction, user: AbstractBaseUser, label_class: str, status: str
-) -> AuditItem | None:
-    """Store a blind answer on the interaction's open audit item (None when it has none).
-
-    Called by the blind-review service once the answer is saved as a Label (source audit).
-    """
-    item = (
-        AuditItem.objects.select_for_update()
-        .filter(interaction=interaction, answered_at__isnull=True)
-        .order_by("-audit_id")
-        .first()
+def _queue_blind(audit: Audit) -> None:
+    """Open a blind review row of kind audit for each item (an open one is reused) and link it."""
+    items = list(audit.items.all())
+    tasks = create_tasks(
+        interaction_ids=[item.interaction_id for item in items],
+        kind=ReviewTask.Kind.AUDIT,
+        created_by=audit.started_by,
     )
-    if item is None:
-        return None
-    item.answered_class = label_class or ""
-    item.answered_status = status
-    item.answered_by = user
-    item.answered_at = timezone.now()
-    item.correct = (label_class == item.shown_class) if status == Label.Status.LABELED else None
-    item.save(
-        update_fields=["answered_class", "answered_status", "answered_by", "answered_at", "correct"]
-    )
-    return item
+    by_interaction = {task.interaction_id: task for task in tasks}
+    for item in items:
+        item.task = by_interaction.get(item.interaction_id)
+    AuditItem.objects.bulk_update(items, ["task"])
 
 
 def set_auto_accept_alpha(*, project: Project, alpha: float | str | None) -> Project:

@@ -2,7 +2,8 @@
 
 The one documented order (first that applies wins):
 
-1. **review**: the current Label has source=review and status=labeled.
+1. **review**: the current Label has source review, audit or adjudication (a person decided it)
+   and status labeled; `label_source` keeps which of the three.
 2. **seed**: the current Label came from a seed or an import (source seed/import), status labeled.
 3. **rule**: the highest-priority active rule that matches (priority desc, then lowest id).
 4. **model**: the active model version's prediction.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from annotations.models import Label
+from annotations.models import HUMAN_SOURCES, Label
 from annotations.services.rules import RuleMatcher
 
 SOURCES = ("review", "seed", "rule", "model")
@@ -82,7 +83,8 @@ class SourceRow:
 def resolve_final_label(row: SourceRow, matcher: RuleMatcher) -> FinalLabelRow | None:
     """Apply the documented order to one row; None when no source labels it. Pure."""
     flagged = row.label_status == Label.Status.UNCLEAR
-    is_review = row.label_source == Label.Source.REVIEW
+    # Audit answers and adjudications are human reviews too (their own label_source says which).
+    is_review = row.label_source in HUMAN_SOURCES
     reviewer = row.label_author if is_review else None
     reviewed_at = row.label_updated_at if is_review else None
     final, source, rule_id = None, None, None

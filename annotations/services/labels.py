@@ -32,6 +32,7 @@ from annotations.models import (
 )
 from annotations.selectors.queue import QueueFilters, list_next_queue_items
 from annotations.selectors.versions import get_serving_model_version
+from annotations.services.second_opinions import request_second_opinion_if_due
 
 CLAIM_TTL = timedelta(minutes=10)
 # Leases one reviewer holds at once: taking another releases the oldest (a reviewer walking
@@ -41,7 +42,7 @@ MAX_CLAIMS_PER_USER = getattr(settings, "DDI_MAX_CLAIMS_PER_USER", 3)
 UNDO_HISTORY_LIMIT = 500
 
 
-def _active_prediction(interaction: Interaction) -> Prediction | None:
+def active_prediction(interaction: Interaction) -> Prediction | None:
     active = get_serving_model_version(project=interaction.project)
     if active is None:
         return None
@@ -78,7 +79,7 @@ def _conflict(
     )
 
 
-def _validate(interaction: Interaction, label_class: str | None, status: str) -> str:
+def validate_label_choice(interaction: Interaction, label_class: str | None, status: str) -> str:
     classes = list(interaction.project.label_classes)
     if status == Label.Status.UNCLEAR:
         if label_class and label_class not in classes:
@@ -109,7 +110,7 @@ def _write(
     action: str,
 ) -> Label:
     """Conditional insert/update plus one LabelEvent, inside the caller's transaction."""
-    prediction = _active_prediction(interaction)
+    prediction = active_prediction(interaction)
     current = Label.objects.filter(interaction=interaction).first()
     if current is None:
         if expected_version is not None:
@@ -168,6 +169,7 @@ def _write(
         version=label.version,
         model_version_id=prediction.model_version_id if prediction else None,
         predicted_class=prediction.predicted_class if prediction else "",
+        guideline_revision=interaction.project.guideline_revision,
     )
     # The item is done for this reviewer: free the lease so nobody waits for it to expire.
     ReviewClaim.objects.filter(interaction=interaction, user=user).delete()
@@ -183,27 +185,36 @@ def record_review(
     note: str = "",
     expected_version: int | None,
     action: str = LabelEvent.Action.CHANGE,
+    source: str = Label.Source.REVIEW,
 ) -> Label:
     """Save a reviewer's decision on one interaction (class, or flagged unclear with a note).
 
     `expected_version` is the Label.version the reviewer saw (None: there was no label).
+    `source` is review, or audit / adjudication for the blind-audit and adjudication services.
+    A plain review (source review, status labeled) may open a blind second opinion
+    (services/second_opinions.py, the project's share and confidence floor).
     Side effects: inserts/updates the Label (version + 1), appends one LabelEvent, releases the
     reviewer's claim. Raises EditConflict if the label changed since it was loaded (nothing is
     written) and InvalidLabelClass for a class outside project.label_classes. Not idempotent by
     design: a replay with the same expected_version is a conflict, never a double write.
     """
-    label_class = _validate(interaction, label_class, status)
+    label_class = validate_label_choice(interaction, label_class, status)
     with transaction.atomic():
-        return _write(
+        label = _write(
             interaction=interaction,
             user=user,
             label_class=label_class,
             status=status,
-            source=Label.Source.REVIEW,
+            source=source,
             note=note,
             expected_version=expected_version,
             action=action,
         )
+        if source == Label.Source.REVIEW and status == Label.Status.LABELED:
+            request_second_opinion_if_due(
+                interaction=interaction, prediction=active_prediction(interaction)
+            )
+        return label
 
 
 def accept_prediction(
@@ -214,7 +225,7 @@ def accept_prediction(
     Side effects and conflicts as record_review. Raises InvalidLabelClass when there is no
     prediction from the active model to accept.
     """
-    prediction = _active_prediction(interaction)
+    prediction = active_prediction(interaction)
     if prediction is None:
         raise InvalidLabelClass(
             f"Interaction {interaction.pk} has no prediction from the active model to accept; "
@@ -285,7 +296,7 @@ def undo_last_action(*, user: AbstractBaseUser, project: Project) -> UndoneActio
             .order_by("-id")
             .first()
         )
-        prediction = _active_prediction(interaction)
+        prediction = active_prediction(interaction)
         if not event.old_status:
             # There was no label before this action: undo removes it.
             Label.objects.filter(pk=current.pk, version=current.version).delete()

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotations.models import LabelEvent, ModelVersion, Project, RetrainPolicy, Run
+from annotations.models import HUMAN_SOURCES, LabelEvent, ModelVersion, Project, RetrainPolicy, Run
 from annotations.services.runs import TRAINING_KINDS, start_retrain_run
 
 logger = logging.getLogger(__name__)
@@ -99,8 +99,8 @@ def trigger_scheduled_retrain(*, project_id: int, window_minutes: int = 60) -> R
 
 
 def count_new_reviews(*, project: Project, since: datetime | None) -> int:
-    """Review events (accepts, changes, flags) of the project after ``since``."""
-    events = LabelEvent.objects.filter(interaction__project=project, source="review")
+    """Review events (accepts, changes, flags, audits, adjudications) after ``since``."""
+    events = LabelEvent.objects.filter(interaction__project=project, source__in=HUMAN_SOURCES)
     if since is not None:
         events = events.filter(created_at__gt=since)
     return events.count()

@@ -23,7 +23,15 @@ from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from annotations.exceptions import DomainError, NothingToTrain
-from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Project, Run
+from annotations.models import (
+    HUMAN_SOURCES,
+    Label,
+    LabelEvent,
+    ModelVersion,
+    Prediction,
+    Project,
+    Run,
+)
 from annotations.services.runs import (
     TRAINING_KINDS,
     RetryLater,
@@ -81,7 +89,7 @@ def gather_training_examples(
     if include_pseudo_labels_above is not None and active is not None:
         has_label = Label.objects.filter(interaction=OuterRef("interaction"))
         was_reviewed = LabelEvent.objects.filter(
-            interaction=OuterRef("interaction"), source=Label.Source.REVIEW
+            interaction=OuterRef("interaction"), source__in=HUMAN_SOURCES
         )
         pseudo = (
             Prediction.objects.filter(

@@ -17,11 +17,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotations.exceptions import DomainError, EditConflict
 from annotations.forms import QueueFilterForm, ReviewActionForm
-from annotations.models import Interaction, LabelEvent, Project
+from annotations.models import Interaction, LabelEvent, Project, ReviewTask
 from annotations.roles import Role
+from annotations.selectors.blind import describe_blind_answer, open_blind_task
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.queue import QueueCursor, get_review_item, get_review_queue_page
-from annotations.services import labels
+from annotations.services import blind, labels
 from annotations.services.highlighting import highlight_mentions
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context, visible_interactions
@@ -86,7 +87,7 @@ def queue(request: HttpRequest, project_pk: int) -> HttpResponse:
 def _item_context(
     request: HttpRequest, interaction: Interaction, query: str, **extra
 ) -> dict[str, object]:
-    item = get_review_item(interaction=interaction)
+    item = get_review_item(interaction=interaction, user=request.user)
     return page_context(
         request,
         interaction.project,
@@ -146,7 +147,7 @@ def review_next(request: HttpRequest, project_pk: int) -> HttpResponse:
     """Claim the most uncertain unclaimed item and show it."""
     project = get_visible_project(request, project_pk)
     query = _filter_query(request.GET)
-    interaction = labels.claim_next_interaction(
+    interaction, _task = blind.claim_next_item(
         project=project, user=request.user, filters=_filter_form(project, query).to_filters()
     )
     if interaction is not None and not request.htmx:
@@ -173,7 +174,7 @@ def _after_action(
 ) -> HttpResponse:
     """Move on: claim the next item and show it with a notice about what was just saved."""
     project = interaction.project
-    upcoming = labels.claim_next_interaction(
+    upcoming, _task = blind.claim_next_item(
         project=project,
         user=request.user,
         filters=_filter_form(project, query).to_filters(),
@@ -200,6 +201,9 @@ def review_action(request: HttpRequest, pk: int) -> HttpResponse:
             request, interaction.project, interaction, query, status=422, error=errors
         )
     data = form.cleaned_data
+    task = open_blind_task(request.user, interaction)
+    if task is not None:
+        return _blind_action(request, interaction, task, form, query)
     try:
         if data["action"] == "accept":
             label = labels.accept_prediction(
@@ -217,14 +221,8 @@ def review_action(request: HttpRequest, pk: int) -> HttpResponse:
                 if data["action"] == "flag"
                 else LabelEvent.Action.CHANGE,
             )
-    except EditConflict as exc:
-        return _render_pane(
-            request, interaction.project, interaction, query, status=409, conflict=str(exc)
-        )
     except DomainError as exc:
-        return _render_pane(
-            request, interaction.project, interaction, query, status=422, error=str(exc)
-        )
+        return _error_pane(request, interaction, query, exc)
     what = "unclear (flagged)" if data["action"] == "flag" else label.label_class
     return _after_action(
         request,
@@ -234,11 +232,55 @@ def review_action(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+def _error_pane(
+    request: HttpRequest, interaction: Interaction, query: str, exc: DomainError
+) -> HttpResponse:
+    """The same item again: 409 with the conflict's message, 422 for any other domain error."""
+    if isinstance(exc, EditConflict):
+        return _render_pane(
+            request, interaction.project, interaction, query, status=409, conflict=str(exc)
+        )
+    return _render_pane(
+        request, interaction.project, interaction, query, status=422, error=str(exc)
+    )
+
+
+def _blind_action(
+    request: HttpRequest, interaction: Interaction, task: ReviewTask, form, query: str
+) -> HttpResponse:
+    """A blind answer: stored on the ReviewTask (second opinion) or as the audit label."""
+    data = form.cleaned_data
+    if data["action"] == "accept":
+        return _render_pane(
+            request,
+            interaction.project,
+            interaction,
+            query,
+            status=422,
+            error="This is a blind review: there is no model answer to accept; choose a class.",
+        )
+    try:
+        answered = blind.answer_blind_task(
+            task=task,
+            user=request.user,
+            label_class=data["label_class"] or None,
+            status=form.status,
+            note=data["note"] or "",
+        )
+    except DomainError as exc:
+        return _error_pane(request, interaction, query, exc)
+    return _after_action(request, interaction, query, describe_blind_answer(answered))
+
+
 @require_POST
 @role_required(Role.REVIEWER)
 def review_skip(request: HttpRequest, pk: int) -> HttpResponse:
     interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    labels.skip_interaction(interaction=interaction, user=request.user)
+    task = open_blind_task(request.user, interaction)
+    if task is not None:
+        blind.release_blind_task(task=task, user=request.user)
+    else:
+        labels.skip_interaction(interaction=interaction, user=request.user)
     return _after_action(
         request,
         interaction,

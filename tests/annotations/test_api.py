@@ -54,6 +54,9 @@ REQUIRED_ROLE = {
     ("post", "/api/runs/"): "admin",
     ("get", "/api/runs/{id}/"): "reviewer",
     ("post", "/api/runs/{id}/cancel/"): "admin",
+    ("get", "/api/review-tasks/"): "reviewer",
+    ("get", "/api/review-tasks/{id}/"): "reviewer",
+    ("post", "/api/review-tasks/{id}/answer/"): "reviewer",
 }
 RANK = {None: 0, "reviewer": 1, "curator": 2, "admin": 3}
 

@@ -20,7 +20,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotations.models import Label, Rule, Run
+from annotations.models import Label, ReviewTask, Rule, Run
 from tests.annotations.test_api import RANK, REQUIRED_ROLE, _operations
 from tests.factories import (
     InteractionFactory,
@@ -67,6 +67,14 @@ def two_projects(db):
     }
     p1["project"].members.add(users["reviewer-P1"], users["curator-P1"])
     p2["project"].members.add(users["reviewer-P2"])
+    # A blind review row per project, held by that project's reviewer (on an item of its own,
+    # so the reviewer's blindness hides none of the other objects).
+    for objects, holder in ((p1, users["reviewer-P1"]), (p2, users["reviewer-P2"])):
+        objects["review_task"] = ReviewTask.objects.create(
+            interaction=InteractionFactory(project=objects["project"]),
+            kind=ReviewTask.Kind.AUDIT,
+            assignee=holder,
+        )
     return {"P1": p1, "P2": p2, "users": users}
 
 
@@ -87,6 +95,7 @@ _PREFIX_OBJECT = (
     ("/api/predictions/", "prediction"),
     ("/api/rules/", "rule"),
     ("/api/runs/", "run"),
+    ("/api/review-tasks/", "review_task"),
 )
 
 

@@ -125,7 +125,9 @@ def test_two_reviewers_saving_the_same_version_at_once_one_wins_one_conflicts(li
 @pytest.mark.django_db(transaction=True)
 def test_thirty_reviewers_asking_for_the_next_item_never_get_the_same_one(live_gunicorn):
     server = live_gunicorn().url
-    project = ProjectFactory(name="Queue handout")
+    # The ordinary hand-out, one reviewer per item: no blind second opinions in this project
+    # (their hand-out is tested in tests/annotations/test_blind_review.py).
+    project = ProjectFactory(name="Queue handout", second_opinion_rate=0.0)
     Interaction.objects.bulk_create(
         InteractionFactory.build(project=project) for _ in range(QUEUE_CALLS + 20)
     )

@@ -50,7 +50,7 @@ def data_as_of(*, project: Project, model_version: ModelVersion | None) -> datet
         Label.objects.filter(interaction__project=project).aggregate(t=Max("updated_at"))["t"],
         Rule.objects.filter(project=project).aggregate(t=Max("updated_at"))["t"],
         Audit.objects.filter(project=project).aggregate(t=Max("created_at"))["t"],
-        AuditItem.objects.filter(audit__project=project).aggregate(t=Max("answered_at"))["t"],
+        AuditItem.objects.filter(audit__project=project).aggregate(t=Max("task__answered_at"))["t"],
     ]
     if model_version is not None:
         stamps += [model_version.created_at, model_version.promoted_at]

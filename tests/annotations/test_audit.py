@@ -325,3 +325,16 @@ def test_audit_items_are_blind_on_the_page_the_fragment_and_every_api_endpoint(
     assert (label.source, label.label_class) == ("audit", "Synergistic")
     summary = get_audit_summary(project=model_project, source=Audit.Source.RULE)
     assert summary.answered == 1 and summary.estimate.value is not None
+
+
+def test_the_audit_command_starts_reports_and_names_problems(model_project, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("audit", project=model_project.name, start=True, size=10, alpha="0.05")
+    out = capsys.readouterr().out
+    assert "10 items drawn from 198 model-labeled rows" in out
+    assert "auto-accept at alpha 0.05" in out
+    with pytest.raises(CommandError, match=r"between 0 and 0\.5"):
+        call_command("audit", project=model_project.name, alpha="2")
+    with pytest.raises(CommandError, match="No project named"):
+        call_command("audit", project="nope")

@@ -33,6 +33,7 @@ ACTIONS = {
     "run_progress": ("get", Role.ADMIN, lambda o: [o["run"].pk], None),
     "run_cancel": ("post", Role.ADMIN, lambda o: [o["run"].pk], {}),
     "schedule": ("get", Role.ADMIN, lambda o: [o["project"].pk], None),
+    "audit": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
 }
 # Routes of other engineers' pages (rules, exports, imports) are covered by their own tests.
 OTHER_OWNERS_PREFIXES = ("rule", "export", "import")

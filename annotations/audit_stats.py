@@ -6,19 +6,25 @@ rules) and that no person reviewed. The audit draws a stratified random sample f
 
 - Strata are (predicted class, confidence band). Bands follow the calibrated confidence, so
   the few rows the model is unsure of (where the errors are) form small strata of their own.
-- Allocation is Neyman's (sample size per stratum proportional to size x standard deviation),
-  with the standard deviation taken from the confidence but never below ``SD_FLOOR``: if the
-  confidence lies (a band claimed 99.9 % right that is not), that band still gets its share, so
-  the audit works whatever the scores are; the intervals just get wider.
+- Allocation minimises the expected width of the interval below: items go one by one to the
+  stratum where one more answer shrinks the weighted posterior variance most, with each stratum's
+  error rate guessed from the confidence but its variance never below ``SD_FLOOR`` squared. A big
+  stratum the model calls safe therefore still gets many items (its interval shrinks only as
+  1/n when no error turns up), and if the confidence lies (a band claimed 99.9 % right that is
+  not) that band is sampled anyway, so the audit works whatever the scores are; the intervals
+  just get wider. (Plain Neyman allocation, ``method="neyman"``, is kept for the benchmark: it
+  starves exactly those big confident strata.)
 - Within a stratum, items are drawn systematically in sentence-pattern order from a random start
   (implicit stratification by pattern: every large pattern is represented in proportion). Each
   row of stratum h has inclusion probability n_h / N_h, recorded with the item.
 
-The estimate is the stratified (inverse-probability-weighted) mean, sum_h (N_h / N) p_h, with a
-Bayesian interval that is also a good frequentist one: each stratum's accuracy gets the Jeffreys
-posterior Beta(x + 1/2, n - x + 1/2) and the interval is the 2.5-97.5 % quantiles of the weighted
-sum (Monte Carlo). Unlike the Wald interval it does not collapse to zero width when a stratum
-has no errors in its sample. Coverage and width are measured in bench/audit.py.
+The estimate is the stratified (inverse-probability-weighted) mean, sum_h (N_h / N) x_h / n_h,
+with a Bayesian interval that is also a good frequentist one: each stratum's accuracy gets the
+Jeffreys posterior Beta(x + 1/2, n - x + 1/2) and the interval is the 2.5-97.5 % quantiles of the
+weighted sum (Monte Carlo), with Brown, Cai and DasGupta's boundary modification (a stratum with
+no error in its sample counts at 1 for the upper bound, one with no right answer at 0 for the
+lower), so a perfect population is covered. Unlike the Wald interval it does not collapse to zero
+width when a stratum has no errors in its sample. Coverage and width: bench/audit.py.
 
 Auto-accept uses Learn-then-Test from MAPIE (``mapie.risk_control``): for each class, bands are
 tested from the most confident down (fixed-sequence testing), each band's audited items being a
@@ -74,12 +80,14 @@ def parse_stratum(key: str) -> tuple[str, int]:
     return predicted_class, int(band)
 
 
-def allocate(sizes: Sequence[int], expected_errors: Sequence[float], n: int) -> list[int]:
-    """Sample size per stratum: Neyman allocation with an SD floor and a minimum per stratum.
+def allocate(
+    sizes: Sequence[int], expected_errors: Sequence[float], n: int, method: str = "width"
+) -> list[int]:
+    """Sample size per stratum, at least min(MIN_PER_STRATUM, N_h) each and never above N_h.
 
     `sizes` N_h and `expected_errors` (mean 1 - confidence in the stratum) per stratum; the
-    result sums to min(n, sum N_h), gives every non-empty stratum at least
-    min(MIN_PER_STRATUM, N_h), and never more than N_h.
+    result sums to min(n, sum N_h). method "width" (default): greedy minimum of the expected
+    posterior variance of the weighted accuracy; "neyman": n_h proportional to N_h x SD.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     total = int(min(n, sizes.sum()))
@@ -97,6 +105,8 @@ def allocate(sizes: Sequence[int], expected_errors: Sequence[float], n: int) -> 
                 if alloc.sum() < total and alloc[index] < low[index]:
                     alloc[index] += 1
         return alloc.tolist()
+    if method == "width":
+        return _allocate_for_width(sizes, errors, low, total)
     # Neyman shares, with strata pushed below their minimum or above their size fixed there
     # and the rest shared again among the others (iterative capping).
     fixed = np.full(len(sizes), -1, dtype=np.int64)
@@ -116,6 +126,24 @@ def allocate(sizes: Sequence[int], expected_errors: Sequence[float], n: int) -> 
             break
         if free[index] and alloc[index] < sizes[index]:
             alloc[index] += 1
+    return alloc.tolist()
+
+
+def _allocate_for_width(sizes, errors, low, total: int) -> list[int]:
+    """Greedy: each next item to the stratum whose expected posterior variance, weighted by
+    (N_h / N)^2, drops most. A Jeffreys posterior after n answers with error guess e has
+    variance about (e (1 - e) + 1 / (2 (n + 1))) / (n + 2): the second term is what is left
+    when no error turns up, so confident strata keep earning items."""
+    share = sizes / sizes.sum()
+    spread = np.maximum(errors * (1.0 - errors), SD_FLOOR**2)
+
+    def variance(k):
+        return share**2 * (spread + 0.5 / (k + 1.0)) / (k + 2.0)
+
+    alloc = low.astype(np.int64).copy()
+    while alloc.sum() < total:
+        gain = np.where(alloc < sizes, variance(alloc) - variance(alloc + 1), -1.0)
+        alloc[int(np.argmax(gain))] += 1
     return alloc.tolist()
 
 
@@ -179,22 +207,25 @@ def estimate_accuracy(
     if population == 0 or audited == 0:
         return Estimate(None, None, None, audited, population)
     rng = np.random.default_rng(seed)
-    weights = np.asarray([s.size / population for s in strata])
+    sizes = np.asarray([s.size for s in strata])
+    weights = sizes / population
     answered = np.asarray([s.answered for s in strata])
     correct = np.asarray([s.correct for s in strata])
     seen = answered > 0
-    alpha, beta = correct[seen] + 0.5, answered[seen] - correct[seen] + 0.5
-    # Finite population: a stratum answered in full is known exactly.
-    census = answered[seen] >= np.asarray([s.size for s in strata])[seen]
-    samples = rng.beta(alpha, beta, size=(draws, int(seen.sum())))
-    exact = correct[seen] / np.maximum(answered[seen], 1)
+    n, x, w = answered[seen], correct[seen], weights[seen]
+    samples = rng.beta(x + 0.5, n - x + 0.5, size=(draws, int(seen.sum())))
+    exact = x / n
+    census = n >= sizes[seen]  # a stratum answered in full is known exactly
     samples[:, census] = exact[census]
-    known = samples @ weights[seen]
+    # Boundary modification: no error seen -> 1 for the upper bound; no right answer -> 0 low.
+    upper, lower = samples.copy(), samples.copy()
+    upper[:, (x == n) & ~census] = 1.0
+    lower[:, (x == 0) & ~census] = 0.0
     missing = weights[~seen].sum()
     tail = (1.0 - level) / 2.0
-    point = float(np.mean(known) + 0.5 * missing)
-    low = float(np.quantile(known, tail))
-    high = float(np.quantile(known, 1.0 - tail) + missing)
+    point = float(exact @ w + 0.5 * missing)  # inverse-probability weighted (unbiased)
+    low = float(np.quantile(lower @ w, tail))
+    high = float(np.quantile(upper @ w, 1.0 - tail) + missing)
     notes = []
     if (~seen).any():
         notes.append(

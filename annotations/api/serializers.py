@@ -337,7 +337,12 @@ class ImportUploadIn(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="the header of a column holding seed labels (blank: import unlabeled)",
+        help_text="the header of a column holding labels (blank: import unlabeled)",
+    )
+    label_source = serializers.ChoiceField(
+        choices=["import", "seed"],
+        default="import",
+        help_text="how the file's labels are recorded (export column label_source)",
     )
 
     def validate_file(self, value):

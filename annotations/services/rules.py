@@ -461,29 +461,44 @@ def create_rule(
             "edit one instead."
         )
     _validate(project, kind=kind, field=field, pattern=pattern, label_class=label_class)
-    return Rule.objects.create(
-        project=project,
-        name=name.strip() or pattern[:200],
-        kind=kind,
-        field=field,
-        pattern=pattern,
-        label_class=label_class,
-        priority=priority,
-        is_active=is_active,
-        created_by=user,
-    )
+    with transaction.atomic():
+        rule = Rule.objects.create(
+            project=project,
+            name=name.strip() or pattern[:200],
+            kind=kind,
+            field=field,
+            pattern=pattern,
+            label_class=label_class,
+            priority=priority,
+            is_active=is_active,
+            created_by=user,
+        )
+        _rule_matches().refresh_rule_matches(rule=rule)
+    return rule
+
+
+def _rule_matches():
+    # services.rule_matches builds on this module's matcher, so it is imported when used.
+    from annotations.services import rule_matches
+
+    return rule_matches
 
 
 _UPDATABLE = ("name", "kind", "field", "pattern", "label_class", "priority", "is_active")
+_MATCHING = ("kind", "field", "pattern")  # what the stored matches depend on
 
 
 def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) -> Rule:
-    """Validate and apply changes to a rule (only the fields in _UPDATABLE). Safe to repeat."""
+    """Validate and apply changes to a rule (only the fields in _UPDATABLE). Safe to repeat.
+
+    A change of pattern, kind or field recomputes the rule's stored matches in the same
+    transaction (as does re-activating a rule that missed rows while inactive)."""
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise InvalidRule(f"Cannot change {', '.join(sorted(unknown))} of a rule.")
     with transaction.atomic():
         rule = Rule.objects.select_for_update().select_related("project").get(pk=rule.pk)
+        before = Rule(**{name: getattr(rule, name) for name in (*_MATCHING, "is_active")})
         for name, value in changes.items():
             setattr(rule, name, value)
         rule.name = rule.name.strip() or rule.pattern[:200]
@@ -494,10 +509,16 @@ def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) 
             pattern=rule.pattern,
             label_class=rule.label_class,
         )
+        rematch = any(
+            changes.get(name, getattr(before, name)) != getattr(before, name) for name in _MATCHING
+        )
         rule.save()
+        if rematch or (rule.is_active and not before.is_active):
+            _rule_matches().refresh_rule_matches(rule=rule)
     return rule
 
 
 def delete_rule(*, rule: Rule, user: AbstractBaseUser | None = None) -> None:
-    """Delete a rule; exports resolve without it from now on. Safe to repeat."""
+    """Delete a rule (its stored matches go with it, ON DELETE CASCADE); exports resolve
+    without it from now on. Safe to repeat."""
     Rule.objects.filter(pk=rule.pk).delete()

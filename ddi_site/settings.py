@@ -88,7 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed, expiring API tokens (annotations/tokens.py)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -255,6 +255,13 @@ AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are stil
 # API tokens expire this many hours after login (and rotate at each login, and are revoked on
 # logout and on a password change: annotations/tokens.py).
 DDI_API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24)
+# django-rest-knox stores only a SHA-512 digest of each token (and its first 15 characters, to
+# find the row); the key itself is shown once, at login.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=DDI_API_TOKEN_TTL_HOURS),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",  # clients keep sending "Authorization: Token <key>"
+}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

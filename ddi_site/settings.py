@@ -110,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # Content Security Policy (see the block below)
     "django_htmx.middleware.HtmxMiddleware",
+    "annotations.views.throttling.WebThrottleMiddleware",  # the HTML views' rate limit
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into a 429 page
 ]
 
@@ -262,6 +263,10 @@ REST_KNOX = {
     "AUTO_REFRESH": False,
     "AUTH_HEADER_PREFIX": "Token",  # clients keep sending "Authorization: Token <key>"
 }
+
+# Web pages (and their htmx fragments) per signed-in user, like the API's "user" throttle: a
+# reviewer labels a few items a minute; a script walking item pages gets 429 past this.
+DDI_WEB_THROTTLE_RATE = env.str("THROTTLE_WEB", default="300/min")
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

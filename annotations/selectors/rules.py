@@ -3,15 +3,20 @@ rules disagree with the model. All from the stored matches (RuleMatch): no regex
 
 from __future__ import annotations
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 
 from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule, RuleMatch
 from annotations.services.rule_matches import ensure_rule_matches
 
 
 def list_rules(*, project: Project) -> QuerySet[Rule]:
-    """A project's rules in precedence order (priority desc, then oldest first)."""
-    return Rule.objects.filter(project=project).order_by("-priority", "id")
+    """A project's rules in precedence order (priority desc, then oldest first), each with
+    `n_matches`, its stored match count."""
+    return (
+        Rule.objects.filter(project=project)
+        .annotate(n_matches=Count("matches"))
+        .order_by("-priority", "id")
+    )
 
 
 def _winning_matches(interaction_ref) -> QuerySet[RuleMatch]:

@@ -236,3 +236,24 @@ def test_an_import_stores_the_new_rows_matches_so_the_next_read_runs_no_regex(
         stream_export(project=project, export_format="csv", filters=make_filters(project=project))
     )
     assert counted_matches["n"] == 0
+
+
+def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
+    client, project, curator_carl, tmp_path
+):
+    import_interactions(project=project, path=_write_file(tmp_path / "a.csv", 0, 60))
+    rule_service.create_rule(
+        project=project,
+        user=curator_carl,
+        name="inc",
+        pattern=r"\bincrease\b",
+        label_class="Synergistic",
+    )
+    Rule.objects.create(
+        project=project, name="slow", field="raw", pattern=COSTLY_SAVED, label_class="Synergistic"
+    )
+    ensure_rule_matches(project=project)
+    client.force_login(curator_carl)
+    body = client.get(reverse("annotations:rules", args=[project.pk])).content.decode()
+    assert "<td>10</td>" in body
+    assert "too costly to match, so it decides nothing" in body

@@ -72,8 +72,17 @@ class RunChunkAdmin(admin.ModelAdmin):
 
 @admin.register(models.Rule)
 class RuleAdmin(admin.ModelAdmin):
+    """View and delete only: a rule is written on the Rules page or the API, through
+    services.rules, which validate the pattern and recompute its stored matches."""
+
     list_display = ["name", "project", "kind", "label_class", "priority", "is_active"]
     list_filter = ["project", "is_active"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(models.RetrainPolicy)

@@ -657,6 +657,12 @@ class Rule(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Stored matches (RuleMatch) cover every interaction of the project with id <= this; 0 for a
+    # rule never matched yet (saved before matches were stored): see services/rules.py.
+    matched_through_id = models.BigIntegerField(default=0)
+    # The rule went over its cost budget while being matched: it stores no matches and decides
+    # nothing until its pattern is edited (the rules page says so).
+    is_too_costly = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-priority", "id"]
@@ -664,6 +670,25 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RuleMatch(models.Model):
+    """One interaction a rule's pattern matches, computed once (when the rule is saved, when
+    interactions are imported) so exports and the queue join instead of rescanning regexes."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="matches")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="rule_matches"
+    )
+
+    class Meta:
+        constraints = [
+            # Also the index of the per-interaction "winning rule" subquery.
+            models.UniqueConstraint(fields=["interaction", "rule"], name="unique_rule_match")
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} matches {self.interaction_id}"
 
 
 class RetrainPolicy(models.Model):

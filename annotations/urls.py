@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotations.views import audit, dashboard, review, runs, schedule
+from annotations.views import account, audit, dashboard, review, runs, schedule
 from annotations.views import export as export_views
 from annotations.views import imports as import_views
 from annotations.views import rules as rule_views
@@ -44,6 +44,9 @@ urlpatterns = [
     ),
     path("projects/<int:project_pk>/export/card/", export_views.export_card, name="export_card"),
     path("projects/<int:project_pk>/audit/", audit.audit_page, name="audit"),
+    # --- Account (every role): the user's own API tokens -----------------------------------
+    path("account/tokens/", account.account_tokens, name="account_tokens"),
+    path("account/tokens/revoke/", account.account_token_revoke, name="account_token_revoke"),
     # --- Import (Curator; the reliability engineer's upload page) ---------------------------
     path("projects/<int:project_pk>/imports/", import_views.import_page, name="imports"),
 ]

@@ -146,6 +146,10 @@ def populate(rows: int) -> None:
             " WHERE project_id = %s AND id %% 20 = 0",
             [now, now, project.pk],
         )
+    # The rules' stored matches, as an import would have written them (not part of the export).
+    from annotations.services.rule_matches import ensure_rule_matches
+
+    ensure_rule_matches(project=project)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     print(

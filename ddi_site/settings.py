@@ -88,7 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # hashed, expiring API tokens (annotations/tokens.py)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -110,6 +110,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",  # Content Security Policy (see the block below)
     "django_htmx.middleware.HtmxMiddleware",
+    "annotations.views.throttling.WebThrottleMiddleware",  # the HTML views' rate limit
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into a 429 page
 ]
 
@@ -255,6 +256,17 @@ AXES_DISABLE_ACCESS_LOG = True  # no row per successful login; failures are stil
 # API tokens expire this many hours after login (and rotate at each login, and are revoked on
 # logout and on a password change: annotations/tokens.py).
 DDI_API_TOKEN_TTL_HOURS = env.int("API_TOKEN_TTL_HOURS", default=24)
+# django-rest-knox stores only a SHA-512 digest of each token (and its first 15 characters, to
+# find the row); the key itself is shown once, at login.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=DDI_API_TOKEN_TTL_HOURS),
+    "AUTO_REFRESH": False,
+    "AUTH_HEADER_PREFIX": "Token",  # clients keep sending "Authorization: Token <key>"
+}
+
+# Web pages (and their htmx fragments) per signed-in user, like the API's "user" throttle: a
+# reviewer labels a few items a minute; a script walking item pages gets 429 past this.
+DDI_WEB_THROTTLE_RATE = env.str("THROTTLE_WEB", default="300/min")
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

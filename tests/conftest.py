@@ -25,6 +25,10 @@ hypothesis_settings.load_profile(os.environ.get("DDI_HYPOTHESIS_PROFILE", "ci"))
 # (tests/annotations/test_training.py sets it).
 os.environ["DDI_PROMOTION_MIN_MACRO_F1"] = "0"
 django_settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.0
+# Likewise the web pages' rate limit: a test suite signs the same personas in hundreds of times a
+# minute. The limit itself is tested with a low rate (tests/reliability/test_web_throttle.py).
+os.environ["THROTTLE_WEB"] = "1000000/min"
+django_settings.DDI_WEB_THROTTLE_RATE = "1000000/min"
 
 # `make test` runs two pytest-xdist processes. The tests that start Celery workers on the shared
 # Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL

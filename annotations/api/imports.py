@@ -85,6 +85,7 @@ class ProjectImportView(ThrottleFirstMixin, DomainErrorMixin, GenericAPIView):
                 project=project,
                 upload=data.validated_data["file"],
                 label_column=data.validated_data["label_column"],
+                label_source=data.validated_data["label_source"],
                 user=request.user,
             )
         except ImportFormatError as exc:

@@ -179,11 +179,24 @@ class QueueItemOut(serializers.Serializer):
     probabilities = serializers.ListField(child=serializers.FloatField())
 
 
+class PreviewMatchOut(serializers.Serializer):
+    interaction_id = serializers.IntegerField()
+    drug_a = serializers.CharField()
+    drug_b = serializers.CharField()
+    text = serializers.CharField(help_text="the text the rule reads (blinded or raw)")
+    predicted_class = serializers.CharField(
+        allow_null=True, help_text="the active model version's class (null: no prediction)"
+    )
+
+
 class RulePreviewOut(serializers.Serializer):
     matches = serializers.IntegerField()
     disagreements = serializers.IntegerField()
     model_version = serializers.IntegerField(allow_null=True)
     examples = serializers.ListField(child=serializers.CharField())
+    rows = PreviewMatchOut(many=True, help_text="this page of the matches")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -247,6 +260,7 @@ class RulePreviewIn(serializers.Serializer):
     field = serializers.ChoiceField(choices=Rule.Field.choices, default=Rule.Field.BLINDED)
     pattern = serializers.CharField(max_length=1000, trim_whitespace=False)
     label_class = serializers.CharField(**_CLASS_NAME)
+    page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
 
 
 _TRAIN_DEFAULTS = get_train_defaults()
@@ -345,7 +359,12 @@ class ImportUploadIn(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="the header of a column holding seed labels (blank: import unlabeled)",
+        help_text="the header of a column holding labels (blank: import unlabeled)",
+    )
+    label_source = serializers.ChoiceField(
+        choices=["import", "seed"],
+        default="import",
+        help_text="how the file's labels are recorded (export column label_source)",
     )
 
     def validate_file(self, value):

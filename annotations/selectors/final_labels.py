@@ -1,4 +1,5 @@
-"""Streaming read of final labels: one SQL pass (keyset by id), rules applied per row.
+"""Streaming read of final labels: one SQL pass (keyset by id), the winning stored rule match
+joined per row (a subquery on RuleMatch; no regex runs here).
 
 Each batch is one query: Interaction LEFT JOIN Label LEFT JOIN auth_user LEFT JOIN the active
 model version's Prediction (a FilteredRelation, so still one row per interaction). Batches are
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from django.db.models import FilteredRelation, Q
 
 from annotations.models import HUMAN_SOURCES, Interaction, Label, ModelVersion, Project
+from annotations.selectors.rules import with_winning_rule
 from annotations.selectors.versions import get_serving_model_version
 from annotations.services.final_labels import (
     SOURCES,
@@ -22,7 +24,6 @@ from annotations.services.final_labels import (
     SourceRow,
     resolve_final_label,
 )
-from annotations.services.rules import RuleMatcher, get_rule_matcher
 
 BATCH_SIZE = 2000
 
@@ -31,8 +32,6 @@ _COLUMNS = (
     "drug_a",
     "drug_b",
     "description",
-    "blinded_text",
-    "pattern_hash",
     "label__label_class",
     "label__status",
     "label__source",
@@ -42,6 +41,8 @@ _COLUMNS = (
     "source_file",
     "source_line",
     "import_job_id",
+    "rule_id",
+    "rule_class",
 )
 _N_SOURCE = len(_COLUMNS)
 _PREDICTION_COLUMNS = (
@@ -122,6 +123,7 @@ def _base_queryset(project: Project, model_version: ModelVersion | None, filters
     qs = Interaction.objects.filter(project=project)
     if filters.reviewed_only or (filters.sources is not None and filters.sources <= {"review"}):
         qs = qs.filter(label__source__in=HUMAN_SOURCES, label__status=Label.Status.LABELED)
+    qs = with_winning_rule(qs, project=project)
     if model_version is None:
         return qs.values_list(*_COLUMNS)
     return qs.annotate(
@@ -136,19 +138,17 @@ def iter_final_labels(
     project: Project,
     filters: FinalLabelFilters | None = None,
     model_version: ModelVersion | None = None,
-    matcher: RuleMatcher | None = None,
     stats: FinalLabelStats | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> Iterator[FinalLabelRow]:
     """Yield the project's final-labeled rows in id order, filtered. Read-only.
 
-    model_version defaults to the project's active version; matcher to its active rules.
+    model_version defaults to the project's active version; rules come from the stored matches.
     `stats`, when given, is updated as rows stream (so it is complete once the iterator ends).
     """
     filters = filters or FinalLabelFilters()
     if model_version is None:
         model_version = get_active_model_version(project=project)
-    matcher = matcher if matcher is not None else get_rule_matcher(project=project)
     stats = stats if stats is not None else FinalLabelStats()
     number = model_version.number if model_version else None
     queryset = _base_queryset(project, model_version, filters)
@@ -162,7 +162,7 @@ def iter_final_labels(
             prediction = values[_N_SOURCE:] if len(values) > _N_SOURCE else (None, None, None)
             source_row = SourceRow(*values[:_N_SOURCE], *prediction, number)
             stats.scanned += 1
-            row = resolve_final_label(source_row, matcher)
+            row = resolve_final_label(source_row)
             if row is None:
                 stats.unlabeled += 1
             elif filters.accepts(row):

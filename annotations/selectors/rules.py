@@ -1,35 +1,49 @@
-"""Reads about rules: the rule list and where the active rules disagree with the model."""
+"""Reads about rules: the rule list, each interaction's winning rule, and where the active
+rules disagree with the model. All from the stored matches (RuleMatch): no regex runs here."""
 
 from __future__ import annotations
 
-import json
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 
-from django.db import connection
-from django.db.models import Count, Min, Q, QuerySet
-from django.db.models.expressions import RawSQL
-
-from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule
-from annotations.services.rules import get_rule_matcher
-
-
-def _one_parameter(values: list, *, integer: bool) -> RawSQL | list:
-    """`values` as a subquery bound to ONE parameter (a JSON array), for `__in` filters: a
-    Python list becomes one SQL variable per item and fails past the database's limit
-    (SQLite: 32,766 or 250,000 by build) on large match sets."""
-    payload = json.dumps(values)
-    if connection.vendor == "sqlite":
-        # Parameterised: the values travel as one bound JSON string, never in the SQL text.
-        return RawSQL("SELECT value FROM json_each(%s)", (payload,))
-    if connection.vendor == "postgresql":
-        cast = "::bigint" if integer else ""
-        sql = f"SELECT (jsonb_array_elements_text(%s::jsonb)){cast}"  # cast: a constant
-        return RawSQL(sql, (payload,))  # noqa: S611
-    return values
+from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule, RuleMatch
+from annotations.services.rule_matches import ensure_rule_matches
 
 
 def list_rules(*, project: Project) -> QuerySet[Rule]:
-    """A project's rules in precedence order (priority desc, then oldest first)."""
-    return Rule.objects.filter(project=project).order_by("-priority", "id")
+    """A project's rules in precedence order (priority desc, then oldest first), each with
+    `n_matches`, its stored match count."""
+    return (
+        Rule.objects.filter(project=project)
+        .annotate(n_matches=Count("matches"))
+        .order_by("-priority", "id")
+    )
+
+
+def _winning_matches(interaction_ref) -> QuerySet[RuleMatch]:
+    """The stored matches of one interaction by active rules, in precedence order (priority
+    desc, then lowest id): the first is the rule that decides its label."""
+    return RuleMatch.objects.filter(
+        interaction_id=interaction_ref, rule__is_active=True, rule__is_too_costly=False
+    ).order_by("-rule__priority", "rule_id")
+
+
+def winning_rule_id(interaction_ref=None) -> Subquery:
+    """Subquery: the id of the rule that decides the interaction `interaction_ref` points at."""
+    ref = interaction_ref if interaction_ref is not None else OuterRef("pk")
+    return Subquery(_winning_matches(ref).values("rule_id")[:1])
+
+
+def winning_rule_class(interaction_ref=None) -> Subquery:
+    """Subquery: the class the winning rule gives (None when no active rule matches)."""
+    ref = interaction_ref if interaction_ref is not None else OuterRef("pk")
+    return Subquery(_winning_matches(ref).values("rule__label_class")[:1])
+
+
+def with_winning_rule(queryset: QuerySet[Interaction], *, project: Project) -> QuerySet:
+    """`queryset` annotated with rule_id and rule_class (the winning rule's), after bringing the
+    stored matches up to date (a no-op unless rows arrived outside an import)."""
+    ensure_rule_matches(project=project)
+    return queryset.annotate(rule_id=winning_rule_id(), rule_class=winning_rule_class())
 
 
 def interactions_disagreeing_with_rules(
@@ -37,58 +51,19 @@ def interactions_disagreeing_with_rules(
 ) -> QuerySet[Interaction]:
     """Interactions whose winning active rule names a class other than `model_version`'s
     prediction. Rows without a prediction of that version, or matched by no rule, are left out.
-
-    Blinded-text rules are evaluated once per distinct sentence pattern (pattern_hash) and the
-    result is a pattern_hash filter; raw-text rules need the row's own description, so when a
-    project has any active raw rule the rows are scanned once (id order) and the result is an
-    id filter. Human labels are not considered here: the review queue applies its own filters.
+    One SQL query over the stored matches. Human labels are not considered here: the review
+    queue applies its own filters.
     """
     if model_version is None:
         return Interaction.objects.none()
-    matcher = get_rule_matcher(project=project)
-    if not matcher.rules:
-        return Interaction.objects.none()
-    interactions = Interaction.objects.filter(project=project)
-    predictions = Prediction.objects.filter(model_version=model_version)
-    if not matcher.has_raw_rules:
-        by_class: dict[str, list[str]] = {}
-        groups = (
-            interactions.values("pattern_hash")
-            .annotate(n=Count("id"), text=Min("blinded_text"))
-            .order_by("pattern_hash")
-        )
-        for group in groups.iterator(chunk_size=2000):
-            hit = matcher.first_match(
-                blinded_text=group["text"], pattern_hash=group["pattern_hash"], description=""
-            )
-            if hit is not None:
-                by_class.setdefault(hit.label_class, []).append(group["pattern_hash"])
-        condition = Q(pk__in=[])
-        for label_class, hashes in by_class.items():
-            condition |= Q(
-                pk__in=predictions.filter(
-                    interaction__pattern_hash__in=_one_parameter(hashes, integer=False)
-                )
-                .exclude(predicted_class=label_class)
-                .values("interaction_id")
-            )
-        return interactions.filter(condition).order_by("id")
-    ids, last_id = [], 0
-    while True:
-        batch = list(
-            interactions.filter(id__gt=last_id, predictions__model_version=model_version)
-            .order_by("id")
-            .values_list(
-                "id", "blinded_text", "pattern_hash", "description", "predictions__predicted_class"
-            )[:5000]
-        )
-        if not batch:
-            break
-        last_id = batch[-1][0]
-        for pk, blinded, pattern_hash, description, predicted in batch:
-            hit = matcher.first_match(
-                blinded_text=blinded, pattern_hash=pattern_hash, description=description
-            )
-            if hit is not None and hit.label_class != predicted:
-                ids.append(pk)
-    return interactions.filter(pk__in=_one_parameter(ids, integer=True)).order_by("id")
+    ensure_rule_matches(project=project)
+    predicted = Prediction.objects.filter(
+        interaction_id=OuterRef("pk"), model_version=model_version
+    ).values("predicted_class")[:1]
+    return (
+        Interaction.objects.filter(project=project)
+        .annotate(rule_class=winning_rule_class(), predicted=Subquery(predicted))
+        .filter(rule_class__isnull=False, predicted__isnull=False)
+        .exclude(rule_class=F("predicted"))
+        .order_by("id")
+    )

@@ -14,8 +14,9 @@ per interaction, so a seed label that a reviewer later flagged unclear is not re
 reviewer explicitly doubted it; its history stays in LabelEvent.) An interaction that none of
 the four sources labels has no final label and is left out of exports (counted in the card).
 
-Rules are applied in Python with the same engine that validated them (see services/rules.py):
-matching in SQL would give PostgreSQL's POSIX regex semantics, not Python's.
+Rules are matched in Python with the same engine that validated them (see services/rules.py;
+matching in SQL would give PostgreSQL's POSIX regex semantics, not Python's), once per rule and
+interaction, and stored (services/rule_matches.py); the read joins the winning stored match.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from annotations.models import HUMAN_SOURCES, Label
-from annotations.services.rules import RuleMatcher
 
 SOURCES = ("review", "seed", "rule", "model")
 _SEED_SOURCES = frozenset({Label.Source.SEED, Label.Source.IMPORT})
@@ -63,8 +63,6 @@ class SourceRow:
     drug_a: str
     drug_b: str
     description: str
-    blinded_text: str
-    pattern_hash: str
     label_class: str | None
     label_status: str | None
     label_source: str | None
@@ -74,13 +72,15 @@ class SourceRow:
     source_file: str
     source_line: int | None
     import_id: int | None
+    rule_id: int | None  # the winning stored rule match (None: no active rule matches)
+    rule_class: str | None
     predicted_class: str | None
     confidence: float | None
     probabilities: list[float] | None
     model_version: int | None
 
 
-def resolve_final_label(row: SourceRow, matcher: RuleMatcher) -> FinalLabelRow | None:
+def resolve_final_label(row: SourceRow) -> FinalLabelRow | None:
     """Apply the documented order to one row; None when no source labels it. Pure."""
     flagged = row.label_status == Label.Status.UNCLEAR
     # Audit answers and adjudications are human reviews too (their own label_source says which).
@@ -92,13 +92,8 @@ def resolve_final_label(row: SourceRow, matcher: RuleMatcher) -> FinalLabelRow |
         final = row.label_class
         source = "review" if is_review else "seed" if row.label_source in _SEED_SOURCES else None
     if source is None:
-        hit = matcher.first_match(
-            blinded_text=row.blinded_text,
-            pattern_hash=row.pattern_hash,
-            description=row.description,
-        )
-        if hit is not None:
-            final, source, rule_id = hit.label_class, "rule", hit.id
+        if row.rule_id is not None:
+            final, source, rule_id = row.rule_class, "rule", row.rule_id
         elif row.predicted_class:
             final, source = row.predicted_class, "model"
         else:

@@ -30,6 +30,7 @@ from annotations.exceptions import ImportFormatError, ImportIssue
 from annotations.models import ImportJob, Interaction, Label, LabelEvent, Project
 from annotations.services import parsing
 from annotations.services.offsets import Mention, OffsetProblem, blind_pair, locate_mention
+from annotations.services.rule_matches import match_imported_interactions
 from modeling.blinding import blind, mentions
 
 logger = logging.getLogger(__name__)
@@ -335,6 +336,9 @@ def _import_rows(
                 file_name, [ImportIssue(None, None, "the file has a header but no data rows")]
             )
         writer.flush()
+        # The active rules' matches of the new rows, stored in the import's transaction: exports
+        # and the queue read them and never rescan (issue 18).
+        match_imported_interactions(job=job)
         if on_progress:
             on_progress(rows_read, total_bytes, total_bytes)
     ImportJob.objects.filter(pk=job.pk).update(

@@ -63,9 +63,13 @@ _PROPERTY_CLASS = re.compile(r"\\[pP](?:\{[^}]*\}|[A-Za-z])")
 
 
 def _position_hint(pattern: str, pos: int | None) -> str:
+    """Where the error is, in words (a marker glyph read as a stray character on the page)."""
     if pos is None:
         return ""
-    return f" at position {pos}: {pattern[:pos]}\u25b6{pattern[pos:]}"
+    if pos >= len(pattern):
+        return " at the end of the pattern"
+    before = f", after '{pattern[max(0, pos - 20) : pos]}'" if pos else ""
+    return f" at position {pos} (character '{pattern[pos]}'{before})"
 
 
 def _compile(kind: str, pattern: str) -> regex.Pattern:
@@ -189,7 +193,8 @@ def validate_pattern(*, kind: str, pattern: str, samples: Sequence[str] = ()) ->
         compiled = _compile(kind, pattern)
     except regex.error as exc:
         raise InvalidRule(
-            f"Invalid regular expression: {exc.msg}{_position_hint(pattern, exc.pos)}"
+            f"Invalid regular expression: {exc.msg}"
+            f"{'' if 'end of pattern' in exc.msg else _position_hint(pattern, exc.pos)}"
         ) from None
     except (RecursionError, OverflowError, ValueError) as exc:
         raise InvalidRule(f"Invalid regular expression: {exc}") from None
@@ -317,12 +322,41 @@ def get_rule_matcher(*, project: Project) -> RuleMatcher:
 # --- preview -----------------------------------------------------------------------------------
 
 
+PREVIEW_PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class PreviewMatch:
+    """One matched interaction on the preview page, with the active version's class."""
+
+    interaction_id: int
+    drug_a: str
+    drug_b: str
+    text: str  # the text the rule reads (blinded or raw)
+    predicted_class: str | None
+
+
 @dataclass(frozen=True)
 class RulePreview:
     matches: int
     disagreements: int
     model_version: int | None
     examples: list[str]
+    rows: list[PreviewMatch] = field(default_factory=list)  # this page of the matches
+    page: int = 1
+    page_size: int = PREVIEW_PAGE_SIZE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.matches // self.page_size))
+
+    @property
+    def first_shown(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.rows else 0
+
+    @property
+    def last_shown(self) -> int:
+        return self.first_shown + len(self.rows) - 1 if self.rows else 0
 
 
 def _active_model_version(project: Project) -> ModelVersion | None:
@@ -330,7 +364,14 @@ def _active_model_version(project: Project) -> ModelVersion | None:
 
 
 def preview_rule(
-    *, project: Project, kind: str, field: str, pattern: str, label_class: str
+    *,
+    project: Project,
+    kind: str,
+    field: str,
+    pattern: str,
+    label_class: str,
+    page: int = 1,
+    page_size: int = PREVIEW_PAGE_SIZE,
 ) -> RulePreview:
     """How many interactions the rule matches, and how many of those the active model labels
     differently. Read-only. Validates first, on the project's own texts as saving does (raises
@@ -340,9 +381,12 @@ def preview_rule(
     Blinded rules are matched once per distinct sentence pattern (GROUP BY pattern_hash) with
     their rows and disagreements counted in SQL; raw rules scan the descriptions in id order
     with each row's prediction alongside. No id lists are built (they fail past SQLite's
-    variable limit on large projects).
+    variable limit on large projects). `rows` is page `page` of the matches (blinded: by
+    sentence pattern, then id; raw: by id), each with the active version's class.
     """
     _check_class(project, label_class)
+    page = max(1, page)
+    start, end = (page - 1) * page_size, page * page_size
     if field not in Rule.Field.values:
         raise InvalidRule(f"Unknown field {field!r}; use one of {', '.join(Rule.Field.values)}.")
     compiled = validate_pattern(kind=kind, pattern=pattern, samples=_sample_texts(project, field))
@@ -364,32 +408,41 @@ def preview_rule(
             )
             .order_by("pattern_hash")
         )
+        windows: list[tuple[str, int, int]] = []  # (pattern_hash, skip, take) on this page
         for group in groups.iterator(chunk_size=2000):
             if matcher.first_match(
                 blinded_text=group["text"], pattern_hash=group["pattern_hash"], description=""
             ):
+                skip = max(0, start - matches)
+                take = min(group["n"], end - matches) - skip
+                if take > 0:
+                    windows.append((group["pattern_hash"], skip, take))
                 matches += group["n"]
                 disagreements += group["disagree"]
                 if len(examples) < PREVIEW_EXAMPLES:
                     examples.append(group["text"])
             _refuse_if_cut_off(matcher)
+        rows = _preview_rows(interactions, model_version, windows)
     else:
         predicted = Prediction.objects.filter(
             interaction=OuterRef("pk"), model_version=model_version
         ).values("predicted_class")[:1]
         last_id = 0
+        rows = []
         while True:
             batch = list(
                 interactions.filter(id__gt=last_id)
                 .annotate(predicted=Subquery(predicted))
                 .order_by("id")
-                .values_list("id", "description", "predicted")[:5000]
+                .values_list("id", "description", "predicted", "drug_a", "drug_b")[:5000]
             )
             if not batch:
                 break
             last_id = batch[-1][0]
-            for _pk, text, predicted_class in batch:
+            for pk, text, predicted_class, drug_a, drug_b in batch:
                 if matcher.first_match(blinded_text="", pattern_hash="", description=text):
+                    if start <= matches < end:
+                        rows.append(PreviewMatch(pk, drug_a, drug_b, text, predicted_class))
                     matches += 1
                     if predicted_class is not None and predicted_class != label_class:
                         disagreements += 1
@@ -403,7 +456,27 @@ def preview_rule(
         disagreements=disagreements,
         model_version=model_version.number if model_version else None,
         examples=examples,
+        rows=rows,
+        page=page,
+        page_size=page_size,
     )
+
+
+def _preview_rows(interactions, model_version, windows) -> list[PreviewMatch]:
+    """The page's matched rows of a blinded rule: at most page_size rows over a few patterns."""
+    predicted = Prediction.objects.filter(
+        interaction=OuterRef("pk"), model_version=model_version
+    ).values("predicted_class")[:1]
+    rows: list[PreviewMatch] = []
+    for pattern_hash, skip, take in windows:
+        found = (
+            interactions.filter(pattern_hash=pattern_hash)
+            .annotate(predicted=Subquery(predicted))
+            .order_by("id")
+            .values_list("id", "drug_a", "drug_b", "blinded_text", "predicted")[skip : skip + take]
+        )
+        rows.extend(PreviewMatch(*values) for values in found)
+    return rows
 
 
 def _refuse_if_cut_off(matcher: RuleMatcher) -> None:
@@ -461,29 +534,44 @@ def create_rule(
             "edit one instead."
         )
     _validate(project, kind=kind, field=field, pattern=pattern, label_class=label_class)
-    return Rule.objects.create(
-        project=project,
-        name=name.strip() or pattern[:200],
-        kind=kind,
-        field=field,
-        pattern=pattern,
-        label_class=label_class,
-        priority=priority,
-        is_active=is_active,
-        created_by=user,
-    )
+    with transaction.atomic():
+        rule = Rule.objects.create(
+            project=project,
+            name=name.strip() or pattern[:200],
+            kind=kind,
+            field=field,
+            pattern=pattern,
+            label_class=label_class,
+            priority=priority,
+            is_active=is_active,
+            created_by=user,
+        )
+        _rule_matches().refresh_rule_matches(rule=rule)
+    return rule
+
+
+def _rule_matches():
+    # services.rule_matches builds on this module's matcher, so it is imported when used.
+    from annotations.services import rule_matches
+
+    return rule_matches
 
 
 _UPDATABLE = ("name", "kind", "field", "pattern", "label_class", "priority", "is_active")
+_MATCHING = ("kind", "field", "pattern")  # what the stored matches depend on
 
 
 def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) -> Rule:
-    """Validate and apply changes to a rule (only the fields in _UPDATABLE). Safe to repeat."""
+    """Validate and apply changes to a rule (only the fields in _UPDATABLE). Safe to repeat.
+
+    A change of pattern, kind or field recomputes the rule's stored matches in the same
+    transaction (as does re-activating a rule that missed rows while inactive)."""
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise InvalidRule(f"Cannot change {', '.join(sorted(unknown))} of a rule.")
     with transaction.atomic():
         rule = Rule.objects.select_for_update().select_related("project").get(pk=rule.pk)
+        before = Rule(**{name: getattr(rule, name) for name in (*_MATCHING, "is_active")})
         for name, value in changes.items():
             setattr(rule, name, value)
         rule.name = rule.name.strip() or rule.pattern[:200]
@@ -494,10 +582,16 @@ def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) 
             pattern=rule.pattern,
             label_class=rule.label_class,
         )
+        rematch = any(
+            changes.get(name, getattr(before, name)) != getattr(before, name) for name in _MATCHING
+        )
         rule.save()
+        if rematch or (rule.is_active and not before.is_active):
+            _rule_matches().refresh_rule_matches(rule=rule)
     return rule
 
 
 def delete_rule(*, rule: Rule, user: AbstractBaseUser | None = None) -> None:
-    """Delete a rule; exports resolve without it from now on. Safe to repeat."""
+    """Delete a rule (its stored matches go with it, ON DELETE CASCADE); exports resolve
+    without it from now on. Safe to repeat."""
     Rule.objects.filter(pk=rule.pk).delete()

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from annotations.exceptions import ImportFormatError
-from annotations.models import Project
+from annotations.models import Label, Project
 from annotations.roles import Role
 from annotations.services.uploads import import_uploaded_file
 from annotations.views.access import role_required
@@ -26,7 +26,17 @@ class ImportForm(forms.Form):
     label_column = forms.CharField(
         max_length=200,
         required=False,
-        help_text="Optional: the column holding seed labels (one of the project's classes).",
+        help_text="Optional: the column holding labels (one of the project's classes).",
+    )
+    label_source = forms.ChoiceField(
+        choices=[
+            (Label.Source.IMPORT, "import: labels from an outside source (the default)"),
+            (Label.Source.SEED, "seed: labels the team made itself, to start the model"),
+        ],
+        initial=Label.Source.IMPORT,
+        required=False,
+        label="Record the file's labels as",
+        help_text="Shown in the export's label_source column; both count before rules and model.",
     )
 
     def clean_file(self):
@@ -61,6 +71,7 @@ def import_page(request: HttpRequest, project_pk: int) -> HttpResponse:
             project=project,
             upload=form.cleaned_data["file"],
             label_column=form.cleaned_data["label_column"],
+            label_source=form.cleaned_data["label_source"] or Label.Source.IMPORT,
             user=request.user,
         )
     except ImportFormatError as exc:

@@ -43,6 +43,11 @@ def _form_page(request, project, form, *, rule=None, preview=None, status=200) -
     return render(request, "annotations/rules/form.html", context, status=status)
 
 
+def _page_number(value: str | None) -> int:
+    """The preview page asked for; anything odd is page 1 (it only pages a read)."""
+    return int(value) if value and value.isdigit() and len(value) < 7 else 1
+
+
 def _submit(request: HttpRequest, project: Project, rule: Rule | None) -> HttpResponse:
     """Preview or save the posted form; domain errors go back to the form as messages."""
     form = RuleForm(request.POST, project=project)
@@ -57,6 +62,7 @@ def _submit(request: HttpRequest, project: Project, rule: Rule | None) -> HttpRe
                 field=data["field"],
                 pattern=data["pattern"],
                 label_class=data["label_class"],
+                page=_page_number(request.POST.get("page")),
             )
             return _form_page(request, project, form, rule=rule, preview=preview)
         if rule is None:

@@ -9,10 +9,10 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotations.models import Label, Project, Rule, Run
+from annotations.tokens import issue_token
 from tests.factories import (
     InteractionFactory,
     ModelVersionFactory,
@@ -286,7 +286,7 @@ def test_session_writes_need_a_csrf_token_but_token_auth_does_not(world, reviewe
     )
 
     api = APIClient(enforce_csrf_checks=True)
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reviewer_rita).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(reviewer_rita)}")
     body = {
         "interaction": InteractionFactory(project=world["project"]).pk,
         "label_class": "Antagonistic",

@@ -164,11 +164,24 @@ def test_curators_create_preview_and_change_rules_with_clear_errors(
     changed = client.patch(f"/api/rules/{rule_id}/", {"is_active": False}, format="json")
 
     assert bad.status_code == 400 and "Nested quantifiers" in bad.json()["detail"]
-    assert preview.json() == {
+    text = "DRUG_A may increase the anticoagulant activities of DRUG_B."
+    shown = preview.json()
+    assert shown == {
         "matches": 1,
         "disagreements": 1,
         "model_version": version.number,
-        "examples": ["DRUG_A may increase the anticoagulant activities of DRUG_B."],
+        "examples": [text],
+        "rows": [
+            {
+                "interaction_id": shown["rows"][0]["interaction_id"],
+                "drug_a": shown["rows"][0]["drug_a"],
+                "drug_b": shown["rows"][0]["drug_b"],
+                "text": text,
+                "predicted_class": "Synergistic",
+            }
+        ],
+        "page": 1,
+        "pages": 1,
     }
     assert created.status_code == 201 and changed.json()["is_active"] is False
     assert (

@@ -10,6 +10,7 @@ from annotations.selectors.final_labels import (
     FinalLabelStats,
     iter_final_labels,
 )
+from annotations.services.rules import create_rule
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
 
 pytestmark = pytest.mark.django_db
@@ -194,12 +195,12 @@ def test_streaming_uses_one_query_per_batch_whatever_the_row_count(
             source="review",
             author=reviewer_rita,
         )
-    Rule.objects.create(
-        project=project, name="r", pattern="never-matches-xyz", label_class="Synergistic"
+    create_rule(
+        project=project, user=None, name="r", pattern="never-matches-xyz", label_class="Synergistic"
     )
     stats = FinalLabelStats()
 
-    # 1 model version + 1 rules + 4 batches of 10 (the last one empty)
+    # 1 model version + 2 "stored rule matches up to date?" + 4 batches of 10 (the last empty)
     with django_assert_max_num_queries(7):
         rows = list(iter_final_labels(project=project, batch_size=10, stats=stats))
 

@@ -34,6 +34,8 @@ ACTIONS = {
     "run_cancel": ("post", Role.ADMIN, lambda o: [o["run"].pk], {}),
     "schedule": ("get", Role.ADMIN, lambda o: [o["project"].pk], None),
     "audit": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
+    "account_tokens": ("get", Role.REVIEWER, lambda o: [], None),
+    "account_token_revoke": ("post", Role.REVIEWER, lambda o: [], {"token_key": "0123456789abcde"}),
 }
 # Routes of other engineers' pages (rules, exports, imports) are covered by their own tests.
 OTHER_OWNERS_PREFIXES = ("rule", "export", "import")

@@ -34,10 +34,20 @@ def _rows(project, version, blinded, predicted, n):
 
 
 def test_an_invalid_regex_is_rejected_with_its_position():
-    with pytest.raises(InvalidRule, match=r"multiple repeat at position 9: increase\*▶\*"):
+    with pytest.raises(
+        InvalidRule, match=r"multiple repeat at position 9 \(character '\*', after 'increase\*'\)"
+    ):
         validate_pattern(kind="regex", pattern="increase**s")
-    with pytest.raises(InvalidRule, match=r"missing \) at position 10"):
+    # Issue 13: an error at the very end used to end in a lone "▶" marker.
+    with pytest.raises(InvalidRule, match=r"missing \) at the end of the pattern"):
         validate_pattern(kind="regex", pattern="increase(s")
+    with pytest.raises(
+        InvalidRule, match=r"^Invalid regular expression: bad escape \(end of pattern\)$"
+    ):
+        validate_pattern(kind="regex", pattern="increase\\")
+    with pytest.raises(InvalidRule) as error:
+        validate_pattern(kind="regex", pattern="(")
+    assert "▶" not in str(error.value) and "at the end of the pattern" in str(error.value)
 
 
 @pytest.mark.parametrize("pattern", [r"(a+)+b", r"(\w+\s?)*x$", r"(?:x*)*y", r"((ab)*c)+"])
@@ -164,3 +174,46 @@ def test_disagreement_selector_handles_raw_rules_priorities_and_no_model(project
         rows[1]
     ]
     assert not interactions_disagreeing_with_rules(project=project, model_version=None).exists()
+
+
+def test_preview_pages_list_each_match_with_the_active_versions_class(project):
+    version = ModelVersionFactory(project=project, is_active=True)
+    dec = _rows(project, version, DECREASE, "Antagonistic", 3)
+    dec += _rows(project, version, DECREASE, "Synergistic", 2)
+    _rows(project, version, INCREASE, "Synergistic", 4)
+    pages = [
+        preview_rule(
+            project=project,
+            kind="regex",
+            field="blinded",
+            pattern=r"\bdecrease\b",
+            label_class="Antagonistic",
+            page=page,
+            page_size=2,
+        )
+        for page in (1, 2, 3)
+    ]
+    listed = [(row.interaction_id, row.predicted_class) for p in pages for row in p.rows]
+    assert listed == [
+        (i.pk, c) for i, c in zip(dec, ["Antagonistic"] * 3 + ["Synergistic"] * 2, strict=True)
+    ]
+    assert [p.pages for p in pages] == [3, 3, 3] and pages[2].first_shown == 5
+
+
+def test_raw_preview_pages_follow_id_order(project):
+    version = ModelVersionFactory(project=project, is_active=True)
+    rows = [InteractionFactory(project=project, drug_a=f"Aspirin{i}") for i in range(5)]
+    PredictionFactory(interaction=rows[3], model_version=version, predicted_class="Synergistic")
+    second = preview_rule(
+        project=project,
+        kind="regex",
+        field="raw",
+        pattern="Aspirin",
+        label_class="Antagonistic",
+        page=2,
+        page_size=3,
+    )
+    assert [(r.interaction_id, r.predicted_class) for r in second.rows] == [
+        (rows[3].pk, "Synergistic"),
+        (rows[4].pk, None),
+    ]

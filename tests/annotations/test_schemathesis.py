@@ -9,7 +9,6 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -17,6 +16,7 @@ from schemathesis.checks import (
 )
 
 from annotations.models import Label, Prediction, Rule, Run
+from annotations.tokens import issue_token
 from ddi_site.wsgi import application
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
 
@@ -99,7 +99,7 @@ def _run(operation, strategy, headers) -> list[str]:
 @pytest.mark.parametrize("persona", ["reviewer_rita", "curator_carl", "admin_ada"])
 def test_fuzzed_requests_never_get_a_server_error_or_an_off_schema_answer(request, persona, seeded):
     user = request.getfixturevalue(persona)
-    token = Token.objects.create(user=user).key
+    token = issue_token(user)
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
     assert _fuzz(schema, token, seeded) == []

@@ -73,9 +73,9 @@ def test_curator_imports_writes_a_rule_and_exports_three_formats_with_provenance
     with _download(page, "csv", tmp_path).open(newline="", encoding="utf-8") as handle:
         rows = {r["drug_a"]: r for r in csv.DictReader(handle)}
     assert set(rows["Aspirin"]) >= PROVENANCE
-    # The import page stores a file's labels as seed labels (manage.py import_interactions
-    # --label-source import marks them "import").
-    assert (rows["Aspirin"]["label_source"], rows["Aspirin"]["source"]) == ("seed", "seed")
+    # The import page records a file's labels as "import" (not "seed", unless the curator
+    # chooses it); both rank as seed labels in the final-label order.
+    assert (rows["Aspirin"]["label_source"], rows["Aspirin"]["source"]) == ("import", "seed")
     assert (rows["Caffeine"]["final_label"], rows["Caffeine"]["source"]) == ("Antagonistic", "rule")
     assert rows["Aspirin"]["source_file"] == "curated.csv"
     assert rows["Aspirin"]["source_line"] == "2" and rows["Aspirin"]["import_id"] == str(job.pk)

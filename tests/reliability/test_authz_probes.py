@@ -17,10 +17,10 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotations.models import Label, ReviewTask, Rule, Run
+from annotations.tokens import issue_token
 from tests.annotations.test_api import RANK, REQUIRED_ROLE, _operations
 from tests.factories import (
     InteractionFactory,
@@ -332,9 +332,7 @@ def test_a_login_post_without_a_csrf_token_is_refused(two_projects):
 
 
 def test_no_api_token_appears_in_any_html_page(two_projects):
-    tokens = {
-        name: Token.objects.create(user=user).key for name, user in two_projects["users"].items()
-    }
+    tokens = {name: issue_token(user) for name, user in two_projects["users"].items()}
     urls = [*app_page_urls(two_projects["P1"]), "/api/docs/", "/accounts/login/"]
     pages = 0
     for name, user in two_projects["users"].items():

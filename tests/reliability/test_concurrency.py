@@ -25,7 +25,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from rest_framework.authtoken.models import Token
 
 from annotations.exceptions import EditConflict
 from annotations.models import (
@@ -36,6 +35,7 @@ from annotations.models import (
 )
 from annotations.roles import Role
 from annotations.services import labels as label_service
+from annotations.tokens import issue_token
 from tests.factories import (
     InteractionFactory,
     ModelVersionFactory,
@@ -54,8 +54,8 @@ FIGURES: dict[str, object] = {}
 
 def _session(user) -> requests.Session:
     session = requests.Session()
-    token, _ = Token.objects.get_or_create(user=user)
-    session.headers["Authorization"] = f"Token {token.key}"
+    # One session per user and test: a second issue_token would revoke the first one's key.
+    session.headers["Authorization"] = f"Token {issue_token(user)}"
     return session
 
 

@@ -95,3 +95,60 @@ def test_filters_with_cr_lf_are_re_encoded_not_a_500(client, reviewer_rita, proj
     assert "\n" not in response.get("HX-Push-Url", "")
     assert "Set-Cookie" not in response.headers.get("HX-Push-Url", "")
     assert Label.objects.filter(interaction=item).exists()
+
+
+# --- the account page's revoke form and the rule preview's page (issues 18 and 13) -------------
+
+CRAFTED_FORM_VALUES = [
+    "",
+    "x" * 5000,
+    "abc\r\nSet-Cookie: a=b",
+    "' OR '1'='1",
+    "%00\x00",
+    "é" * 40,
+    "99999999999999999999999",
+]
+
+
+@pytest.mark.parametrize("value", CRAFTED_FORM_VALUES)
+def test_a_crafted_token_key_on_the_revoke_form_is_a_message_never_a_500(
+    client, reviewer_rita, value
+):
+    from annotations.tokens import issue_token
+
+    key = issue_token(reviewer_rita)
+    client.force_login(reviewer_rita)
+    response = client.post(reverse("annotations:account_token_revoke"), {"token_key": value})
+    assert response.status_code == 302
+    page = client.get(response.url)
+    assert "No such token of yours" in page.content.decode()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/projects/").status_code == 200  # nothing was revoked by accident
+
+
+@pytest.mark.parametrize("value", CRAFTED_FORM_VALUES)
+def test_a_crafted_preview_page_number_shows_page_one(client, project, curator_carl, item, value):
+    client.force_login(curator_carl)
+    form = {
+        "name": "x",
+        "kind": "regex",
+        "field": "blinded",
+        "pattern": "anticoagulant",
+        "label_class": "Synergistic",
+        "priority": "0",
+        "action": "preview",
+        "page": value,
+    }
+    response = client.post(reverse("annotations:rule_create", args=[project.pk]), form)
+    assert response.status_code == 200
+    assert "interaction matches this rule" in response.content.decode()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "9" * 30])
+def test_a_crafted_preview_page_is_a_400_at_the_api(project, curator_carl, value):
+    api = APIClient()
+    api.force_authenticate(curator_carl)
+    payload = {"project": project.pk, "pattern": "anticoagulant", "label_class": "Synergistic"}
+    response = api.post("/api/rules/preview/", {**payload, "page": value}, format="json")
+    assert response.status_code == 400 and "page" in response.json()

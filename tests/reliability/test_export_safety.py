@@ -19,10 +19,10 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotations.models import Interaction, Label
+from annotations.tokens import issue_token
 from tests.factories import InteractionFactory, ProjectFactory
 from tests.reliability.conftest import LONG, on_postgres
 
@@ -203,7 +203,7 @@ def test_a_large_export_streams_with_a_fast_first_byte_and_flat_memory(
 ):
     project = ProjectFactory(name="Big export")
     _seed_many(project, STREAM_ROWS)
-    token = Token.objects.create(user=curator_carl).key
+    token = issue_token(curator_carl)
     server = live_gunicorn(workers=1, threads=1)
     headers = {"Authorization": f"Token {token}"}
     url = f"{server.url}/api/projects/{project.pk}/export/?file_format={fmt}"

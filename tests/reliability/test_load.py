@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -32,11 +31,11 @@ import redis
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from annotations.models import Label, Run
 from annotations.roles import Role
 from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.tokens import issue_token
 from tests.e2e.chaos_support import figure
 from tests.e2e.conftest import REDIS_DB, REDIS_URL, WorkerPool, worker_env
 from tests.e2e.test_pseudolabel_workers import assert_run_exact, wait_until_finished
@@ -112,9 +111,9 @@ def write_plan(project, interactions, path: Path) -> dict:
         get_user_model()(username=f"load-reviewer{i:03d}", password="!") for i in range(USERS)
     )
     reviewer_group.user_set.add(*reviewers)
-    Token.objects.bulk_create(Token(user=u, key=secrets.token_hex(20)) for u in reviewers)
+    keys = {u.pk: issue_token(u) for u in reviewers}  # hashed: SHA-512 each, no password hash
     curator = UserFactory(username="load-curator", role=Role.CURATOR)
-    curator_token = Token.objects.create(user=curator)
+    curator_token = issue_token(curator)
     # The login burst has its own user: each token login rotates that user's token, so it must
     # not be the curator whose token the export requests use.
     UserFactory(username=LOGIN["username"], password=LOGIN["password"], role=Role.CURATOR)
@@ -124,13 +123,13 @@ def write_plan(project, interactions, path: Path) -> dict:
     entries = []
     for index, user in enumerate(reviewers):
         mine = interactions[index * LABELS_EACH : (index + 1) * LABELS_EACH]
-        entries.append({"token": user.auth_token.key, "labels": [label_of[i.pk] for i in mine]})
+        entries.append({"token": keys[user.pk], "labels": [label_of[i.pk] for i in mine]})
     terms = [f"Alphazol{i}" for i in range(0, INTERACTIONS, max(1, INTERACTIONS // 20))]
     terms += ["anticoagulant", "serum concentration of", "therapeutic efficacy", "no such drug"]
     plan = {
         "project_id": project.pk,
         "classes": list(project.label_classes),
-        "curator_token": curator_token.key,
+        "curator_token": curator_token,
         "reviewers": entries,
         "search_terms": terms,
         "login": LOGIN,

@@ -17,11 +17,11 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotations.models import Interaction
 from annotations.roles import Role
+from annotations.tokens import issue_token
 from tests.factories import InteractionFactory, ProjectFactory, UserFactory
 from tests.reliability.input_files import HEADER, csv_bytes
 
@@ -158,7 +158,7 @@ def test_oversized_and_lying_requests_never_get_a_500_from_gunicorn(live_gunicor
     project = ProjectFactory(name="Limits")
     curator = UserFactory(username="carl", role=Role.CURATOR)
     interaction = InteractionFactory(project=project)
-    token = Token.objects.create(user=curator).key
+    token = issue_token(curator)
     auth = {"Authorization": f"Token {token}"}
     url = f"{server.url}/api/projects/{project.pk}/imports/"
     statuses: dict[str, int] = {}

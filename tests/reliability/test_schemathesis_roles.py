@@ -15,7 +15,6 @@ import pytest
 import schemathesis
 from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import (
     content_type_conformance,
     ignored_auth,
@@ -28,6 +27,7 @@ from schemathesis.checks import (
     unsupported_method,
 )
 
+from annotations.tokens import issue_token
 from ddi_site.wsgi import application
 from tests.annotations.test_schemathesis import keep_test_connection, seeded  # noqa: F401
 from tests.reliability.conftest import LONG
@@ -83,7 +83,7 @@ def _fuzz(headers: dict, ids: dict, checks: list) -> tuple[list[str], int]:
 @pytest.mark.parametrize("persona", ["reviewer_rita", "curator_carl", "admin_ada"])
 def test_every_check_passes_for_each_logged_in_role(request, persona, seeded):  # noqa: F811
     user = request.getfixturevalue(persona)
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {issue_token(user)}"}
 
     failures, calls = _fuzz(headers, seeded, CHECKS + AUTH_CHECKS)
 

@@ -110,9 +110,9 @@ def test_the_draw_is_stratified_over_model_rows_only_with_inclusion_probabilitie
         assert item.inclusion_probability == pytest.approx(info["sample"] / info["size"])
         cls, band = audit_stats.parse_stratum(item.stratum)
         assert cls == item.shown_class and band == audit_stats.band_of(item.confidence)
-    # The unsure pattern (30 rows at 0.6) gets far more than its 15 % share of the items.
+    # The unsure pattern (30 rows at 0.6) gets well over its 15 % share (6) of the 40 items.
     unsure = [i for i in items if i.confidence == 0.6]
-    assert len(unsure) >= 12
+    assert len(unsure) >= 9
 
 
 def test_rule_labels_are_audited_separately(model_project, curator_carl):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format chaos bench install clean-var
+.PHONY: run test test-fast lint format chaos bench install clean-var
 
 # Creating the venv is a file target, so a second `make run` reuses it.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -35,6 +35,10 @@ run: install
 TEST_WORKERS ?= 2
 test: install lint
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# The inner loop: no real processes, browser, chaos or slow tests (the whole suite is `make test`).
+test-fast: install
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not e2e and not chaos and not browser and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -7,10 +7,12 @@ that never had it (a fresh install) has nothing to move.
 """
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import migrations
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 PLAIN_TABLE = "authtoken_token"
 
@@ -25,6 +27,10 @@ def move_tokens(apps, schema_editor):
         cursor.execute(f"SELECT key, user_id, created FROM {PLAIN_TABLE}")  # noqa: S608
         rows = cursor.fetchall()
     for key, user_id, created in rows:
+        if isinstance(created, str):  # SQLite returns the stored text
+            created = parse_datetime(created)
+        if timezone.is_naive(created):
+            created = timezone.make_aware(created, UTC)
         digest = hashlib.sha512(key.encode()).hexdigest()  # knox.crypto.hash_token(key)
         AuthToken.objects.bulk_create(
             [AuthToken(digest=digest, token_key=key[:15], user_id=user_id, expiry=created + ttl)]

@@ -29,7 +29,10 @@ from annotations.services.rules import CompiledRule, RuleMatcher, compile_rules
 logger = logging.getLogger(__name__)
 
 SCAN_BATCH = 5000
-HASH_BATCH = 1000
+# Bound the SQL variables of one statement (SQLite builds may allow as few as 999; the tests
+# lower the limit to 500): matched pattern hashes per INSERT ... SELECT, rows per bulk insert.
+HASH_BATCH = 200
+INSERT_BATCH = 200
 
 
 def _insert_select(rule_id: int, rows: QuerySet[Interaction]) -> None:
@@ -81,7 +84,7 @@ def _match_raw(compiled: CompiledRule, matcher: RuleMatcher, rows: QuerySet) -> 
         ]
         if matcher.cut_off:
             return
-        RuleMatch.objects.bulk_create(found, ignore_conflicts=True)
+        RuleMatch.objects.bulk_create(found, ignore_conflicts=True, batch_size=INSERT_BATCH)
 
 
 def _match(rule: Rule, rows: QuerySet[Interaction]) -> bool:

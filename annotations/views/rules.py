@@ -45,7 +45,9 @@ def _form_page(request, project, form, *, rule=None, preview=None, status=200) -
 
 def _page_number(value: str | None) -> int:
     """The preview page asked for; anything odd is page 1 (it only pages a read)."""
-    return int(value) if value and value.isdigit() and len(value) < 7 else 1
+    # isascii: "²".isdigit() is true and int("²") raises.
+    ok = value and value.isascii() and value.isdigit() and len(value) < 7
+    return max(1, int(value)) if ok else 1
 
 
 def _submit(request: HttpRequest, project: Project, rule: Rule | None) -> HttpResponse:

@@ -57,6 +57,9 @@ REQUIRED_ROLE = {
     ("get", "/api/review-tasks/"): "reviewer",
     ("get", "/api/review-tasks/{id}/"): "reviewer",
     ("post", "/api/review-tasks/{id}/answer/"): "reviewer",
+    ("get", "/api/adjudications/"): "curator",
+    ("get", "/api/adjudications/{id}/"): "curator",
+    ("post", "/api/adjudications/{id}/decide/"): "curator",
 }
 RANK = {None: 0, "reviewer": 1, "curator": 2, "admin": 3}
 

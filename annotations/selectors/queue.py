@@ -82,6 +82,8 @@ class QueueFilters:
     drug: str = ""
     text: str = ""
     source: str = ""
+    # One of selectors/consistency.KINDS: only the items that check lists.
+    consistency: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,11 @@ def _interaction_filters(
         q &= Q(**{f"{p}description__icontains": filters.text.strip()})
     if filters.source:
         q &= Q(**{f"{p}source_file": filters.source})
+    if filters.consistency:
+        from annotations.selectors.consistency import get_consistency_report
+
+        ids = get_consistency_report(project=project).interaction_ids(filters.consistency)
+        q &= Q(**{f"{p}pk__in": sorted(ids)})
     return q
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
+from django.core.cache import cache
+from django.db.models import Count, Max, Q
 
 from annotations.models import HUMAN_SOURCES, Adjudication, Label, Project, ReviewTask
 
@@ -27,6 +29,7 @@ BOOTSTRAP_SAMPLES = 1000
 BOOTSTRAP_SEED = 20260
 MIN_ITEMS = 30
 DOMINANT_CLASS_SHARE = 0.9
+CACHE_S = 3600
 
 # item id -> rater name -> class
 Ratings = dict[int, dict[str, str]]
@@ -280,8 +283,29 @@ def _by_reviewer(project: Project, ratings: Ratings) -> list[ReviewerVsAdjudicat
     return [ReviewerVsAdjudication(name, n, ok) for name, (n, ok) in sorted(counts.items())]
 
 
+def _cache_key(project: Project) -> str:
+    tasks = ReviewTask.objects.filter(interaction__project=project).aggregate(
+        n=Count("pk", filter=Q(answered_at__isnull=False)), last=Max("answered_at")
+    )
+    decided = Adjudication.objects.filter(interaction__project=project).aggregate(
+        n=Count("pk", filter=Q(decided_at__isnull=False)), last=Max("decided_at")
+    )
+    parts = (project.pk, project.label_classes, tasks["n"], tasks["last"], decided["n"])
+    return "agreement:" + ":".join(map(str, (*parts, decided["last"])))
+
+
 def get_agreement_report(*, project: Project) -> AgreementReport:
-    """Every agreement number of the project (see the module docstring). Read-only."""
+    """Every agreement number of the project (see the module docstring). Read-only; cached
+    until an answer or a decision arrives (the bootstrap is the costly part)."""
+    key = _cache_key(project)
+    report = cache.get(key)
+    if report is None:
+        report = _compute_report(project)
+        cache.set(key, report, CACHE_S)
+    return report
+
+
+def _compute_report(project: Project) -> AgreementReport:
     classes = list(project.label_classes)
     pairs, unclear = _answered_pairs(project)
     pairs = [p for p in pairs if p.first in classes and p.second in classes]

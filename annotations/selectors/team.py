@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 
@@ -17,6 +18,14 @@ from annotations.models import (
     ReviewTask,
 )
 from annotations.selectors.versions import get_serving_model_version
+
+_ANSWER_ACTIONS = (
+    LabelEvent.Action.CREATE,
+    LabelEvent.Action.ACCEPT,
+    LabelEvent.Action.CHANGE,
+    LabelEvent.Action.FLAG,
+    LabelEvent.Action.AUDIT,
+)
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,7 @@ def list_answers(interaction_id: int) -> list[Answer]:
             interaction_id=interaction_id,
             source__in=HUMAN_SOURCES,
             actor__isnull=False,
-            action__in=[
-                LabelEvent.Action.CREATE,
-                LabelEvent.Action.ACCEPT,
-                LabelEvent.Action.CHANGE,
-                LabelEvent.Action.FLAG,
-            ],
+            action__in=_ANSWER_ACTIONS,
         )
         .select_related("actor")
         .order_by("id")
@@ -125,3 +129,76 @@ def get_reopen_comment(interaction_id: int) -> LabelEvent | None:
         .first()
     )
     return last if last is not None and last.action == LabelEvent.Action.REOPEN else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def get_team_answers(interaction_ids: list[int]) -> dict[int, dict]:
+    """Per interaction: every human answer (reviews, audits, blind second opinions, in time
+    order) and the latest adjudication, JSON-ready (the JSONL export). Three queries per call."""
+    reviews: dict[int, list[tuple]] = defaultdict(list)
+    events = (
+        LabelEvent.objects.filter(
+            interaction_id__in=interaction_ids,
+            source__in=HUMAN_SOURCES,
+            actor__isnull=False,
+            action__in=_ANSWER_ACTIONS,
+        )
+        .exclude(source=Label.Source.ADJUDICATION)
+        .values_list(
+            "interaction_id",
+            "actor__username",
+            "source",
+            "new_class",
+            "new_status",
+            "note",
+            "created_at",
+            "id",
+        )
+    )
+    for pk, who, source, cls, status, note, at, order in events:
+        reviews[pk].append((at, 0, order, who, source, cls, status, note))
+    tasks = (
+        ReviewTask.objects.filter(interaction_id__in=interaction_ids, answered_at__isnull=False)
+        .exclude(kind=ReviewTask.Kind.AUDIT)
+        .values_list(
+            "interaction_id",
+            "answered_by__username",
+            "kind",
+            "answer_class",
+            "answer_status",
+            "note",
+            "answered_at",
+            "id",
+        )
+    )
+    for pk, who, kind, cls, status, note, at, order in tasks:
+        reviews[pk].append((at, 1, order, who, kind, cls, status, note))
+    decided = {}
+    for pk, who, cls, note, at in (
+        Adjudication.objects.filter(interaction_id__in=interaction_ids, decided_at__isnull=False)
+        .order_by("decided_at", "id")
+        .values_list(
+            "interaction_id", "decided_by__username", "decision_class", "note", "decided_at"
+        )
+    ):
+        decided[pk] = {"decided_by": who, "label": cls, "note": note, "decided_at": _iso(at)}
+    return {
+        pk: {
+            "reviews": [
+                {
+                    "reviewer": who,
+                    "kind": kind,
+                    "label": cls if status == Label.Status.LABELED else None,
+                    "status": status,
+                    "note": note,
+                    "at": _iso(at),
+                }
+                for at, _, _, who, kind, cls, status, note in sorted(reviews.get(pk, []))
+            ],
+            "adjudication": decided.get(pk),
+        }
+        for pk in interaction_ids
+    }

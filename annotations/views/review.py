@@ -22,6 +22,7 @@ from annotations.roles import Role
 from annotations.selectors.blind import describe_blind_answer, open_blind_task
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.queue import QueueCursor, get_review_item, get_review_queue_page
+from annotations.selectors.team import get_reopen_comment
 from annotations.services import blind, labels
 from annotations.services.highlighting import highlight_mentions
 from annotations.views.access import role_required
@@ -88,6 +89,8 @@ def _item_context(
     request: HttpRequest, interaction: Interaction, query: str, **extra
 ) -> dict[str, object]:
     item = get_review_item(interaction=interaction, user=request.user)
+    # A curator's comment when they sent the item back (part of the history: hidden if blind).
+    reopened = None if item.is_blind else get_reopen_comment(interaction.pk)
     return page_context(
         request,
         interaction.project,
@@ -102,6 +105,7 @@ def _item_context(
         ),
         filter_query=query,
         item_url=_item_url(interaction.pk, query),
+        reopened=reopened,
         **extra,
     )
 

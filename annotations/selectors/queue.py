@@ -538,3 +538,23 @@ def get_review_item(
         history=history,
         blind_answers=list_answered_tasks(interaction),
     )
+
+
+def count_queue_items(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters | None = None,
+    cap: int = 10_000,
+) -> int:
+    """How many queue items are left for `user` under `filters`, counted up to `cap` (a LIMIT
+    inside the COUNT, so a big queue costs what `cap` rows do). Read-only."""
+    filters = filters or QueueFilters()
+    model_version = get_active_model_version(project)
+    if model_version is None:
+        qs = _interaction_rows(project=project, user=user, filters=filters, cursor=None)
+    else:
+        qs = _prediction_rows(
+            project=project, user=user, filters=filters, model_version=model_version, cursor=None
+        )
+    return qs.order_by()[:cap].count()

@@ -168,3 +168,33 @@ def test_the_dashboard_and_the_card_show_reviewer_agreement(
     card = build_export_card(project=project, filters=FinalLabelFilters())
     assert card["team_agreement"]["krippendorff_alpha"]["value"] == pytest.approx(1.0)
     assert "Krippendorff's alpha (nominal): 1.000" in card_markdown(card)
+
+
+def test_the_queue_and_the_review_page_say_how_many_are_left_and_the_session_pace(
+    client, project, reviewer_rita, reviewer_rob
+):
+    project.second_opinion_rate = 0.0
+    project.save()
+    items = [InteractionFactory(project=project) for _ in range(5)]
+    # One item reviewed by rob with a blind second opinion open for rita: it counts as left.
+    labels.record_review(
+        interaction=items[4], user=reviewer_rob, label_class="Synergistic", expected_version=None
+    )
+    blind.create_tasks(interaction_ids=[items[4].pk], kind=ReviewTask.Kind.SECOND_OPINION)
+    client.force_login(reviewer_rita)
+    queue = client.get(reverse("annotations:queue", args=[project.pk])).content.decode()
+    assert '<strong id="items-left">5</strong> left for you' in queue
+    first = client.get(reverse("annotations:review_next", args=[project.pk]), follow=True)
+    assert "Blind review" in first.content.decode()
+    client.post(
+        reverse("annotations:review_action", args=[items[4].pk]),
+        {"action": "label", "label_class": "Synergistic", "version": ""},
+    )
+    client.post(
+        reverse("annotations:review_action", args=[items[0].pk]),
+        {"action": "label", "label_class": "Synergistic", "version": ""},
+    )
+    page = client.get(reverse("annotations:review_item", args=[items[1].pk])).content.decode()
+    assert '<strong id="items-left">3</strong> left' in page
+    assert '<strong id="session-done">2</strong> done' in page
+    assert '<details class="card history" id="history">' in page and "<kbd>H</kbd>" in page

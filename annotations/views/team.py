@@ -143,53 +143,59 @@ def _back_to_inbox(request: HttpRequest, project_pk: int, exc: DomainError | Non
         messages.success(request, done)
     else:
         messages.error(request, str(exc))
-    response = redirect("annotations:flags", project_pk)
-    return response
+    return redirect("annotations:flags", project_pk)
+
+
+def _flag_action(request: HttpRequest, pk: int, form_class, write, done: str) -> HttpResponse:
+    """Validate the form, call `write(interaction, cleaned_data)`, back to the inbox."""
+    interaction = get_object_or_404(visible_interactions(request), pk=pk)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return HttpResponse(_form_errors(form), status=400, content_type="text/plain")
+    error = None
+    try:
+        write(interaction, form.cleaned_data)
+    except DomainError as exc:
+        error = exc
+    return _back_to_inbox(
+        request, interaction.project_id, error, done.format(pk=pk, **form.cleaned_data)
+    )
 
 
 @require_POST
 @role_required(Role.CURATOR)
 def flag_label(request: HttpRequest, pk: int) -> HttpResponse:
     """Label a flagged item (a curator's review; optimistic locking on the version)."""
-    interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return HttpResponse(_form_errors(form), status=400, content_type="text/plain")
-    error = None
-    try:
+
+    def write(interaction, data):
         labels.record_review(
             interaction=interaction,
             user=request.user,
-            label_class=form.cleaned_data["label_class"],
-            note=form.cleaned_data["note"] or "",
-            expected_version=form.cleaned_data["version"],
+            label_class=data["label_class"],
+            note=data["note"] or "",
+            expected_version=data["version"],
         )
-    except DomainError as exc:
-        error = exc
-    done = f"Labeled interaction {interaction.pk} as {form.cleaned_data['label_class']}."
-    return _back_to_inbox(request, interaction.project_id, error, done)
+
+    return _flag_action(
+        request, pk, DecisionForm, write, "Labeled interaction {pk} as {label_class}."
+    )
 
 
 @require_POST
 @role_required(Role.CURATOR)
 def flag_return(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a flagged item back to the review queue with a comment for the reviewer."""
-    interaction = get_object_or_404(visible_interactions(request), pk=pk)
-    form = ReturnToReviewForm(request.POST)
-    if not form.is_valid():
-        return HttpResponse(_form_errors(form), status=400, content_type="text/plain")
-    error = None
-    try:
+
+    def write(interaction, data):
         labels.return_to_review(
             interaction=interaction,
             user=request.user,
-            comment=form.cleaned_data["comment"],
-            expected_version=form.cleaned_data["version"],
+            comment=data["comment"],
+            expected_version=data["version"],
         )
-    except DomainError as exc:
-        error = exc
-    done = f"Interaction {interaction.pk} is back in the review queue with your comment."
-    return _back_to_inbox(request, interaction.project_id, error, done)
+
+    done = "Interaction {pk} is back in the review queue with your comment."
+    return _flag_action(request, pk, ReturnToReviewForm, write, done)
 
 
 @require_POST

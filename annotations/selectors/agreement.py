@@ -147,6 +147,22 @@ def _percentile_interval(values: list[float]) -> tuple[float | None, float | Non
     return float(low), float(high)
 
 
+def _bootstrap_kappas(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Cohen's kappa of BOOTSTRAP_SAMPLES item resamples at once (confusion matrices by one
+    bincount; the same formula as scikit-learn's, which the point estimate uses: calling it a
+    thousand times cost 13 s for 500 items, this costs milliseconds)."""
+    n = len(a)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    picks = rng.integers(0, n, (BOOTSTRAP_SAMPLES, n))
+    offsets = (np.arange(BOOTSTRAP_SAMPLES) * k * k)[:, None]
+    cells = (a[picks] * k + b[picks] + offsets).ravel()
+    confusion = np.bincount(cells, minlength=BOOTSTRAP_SAMPLES * k * k).reshape(-1, k, k)
+    observed = np.trace(confusion, axis1=1, axis2=2) / n
+    expected = (confusion.sum(axis=2) * confusion.sum(axis=1)).sum(axis=1) / n**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(expected < 1, (observed - expected) / (1 - expected), np.nan)
+
+
 def cohen_kappa(first: list[str], second: list[str], classes: list[str]) -> Coefficient:
     """Cohen's kappa of two raters' answers on the same items, with a bootstrap interval."""
     from sklearn.metrics import cohen_kappa_score
@@ -154,20 +170,13 @@ def cohen_kappa(first: list[str], second: list[str], classes: list[str]) -> Coef
     items = len(first)
     if items == 0:
         return Coefficient(None, None, None, 0, ["no item answered by both"])
-
-    def kappa(a, b) -> float:
-        if len(set(a) | set(b)) < 2:
-            return math.nan
-        return float(cohen_kappa_score(a, b, labels=classes))
-
-    value = _clean(kappa(first, second))
-    a, b = np.array(first, dtype=object), np.array(second, dtype=object)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    samples = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        pick = rng.integers(0, items, items)
-        samples.append(kappa(list(a[pick]), list(b[pick])))
-    low, high = _percentile_interval(samples)
+    value = None
+    if len(set(first) | set(second)) >= 2:
+        value = _clean(float(cohen_kappa_score(first, second, labels=classes)))
+    code = {name: index for index, name in enumerate(classes)}
+    a = np.array([code[x] for x in first])
+    b = np.array([code[x] for x in second])
+    low, high = _percentile_interval(list(_bootstrap_kappas(a, b, len(classes))))
     return Coefficient(value, low, high, items, _warnings(first + second, items, value))
 
 

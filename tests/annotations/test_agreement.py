@@ -99,3 +99,20 @@ def test_the_project_report_uses_the_stored_answers(project, answered_rows):
     )
     card = report.as_dict()
     assert card["krippendorff_alpha"]["items"] == 40
+
+
+def test_the_vectorised_bootstrap_is_scikit_learns_kappa_on_each_resample():
+    from annotations.selectors.agreement import (
+        BOOTSTRAP_SAMPLES,
+        BOOTSTRAP_SEED,
+        _bootstrap_kappas,
+    )
+
+    code = {S: 0, A: 1}
+    a = np.array([code[x] for x in FIRST])
+    b = np.array([code[x] for x in SECOND])
+    fast = _bootstrap_kappas(a, b, 2)
+    picks = np.random.default_rng(BOOTSTRAP_SEED).integers(0, 40, (BOOTSTRAP_SAMPLES, 40))
+    for row in range(50):
+        expected = cohen_kappa_score(a[picks[row]], b[picks[row]], labels=[0, 1])
+        assert fast[row] == pytest.approx(expected)

@@ -399,6 +399,10 @@ class ReviewTaskOut(serializers.ModelSerializer):
     first_reviewer = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+    # "" while unanswered (a plain string: the choice enum would not admit the blank).
+    answer_status = serializers.CharField(
+        read_only=True, help_text='"labeled", "unclear", or "" while open'
+    )
     agrees_with_first = serializers.BooleanField(allow_null=True, read_only=True)
     agrees_with_model = serializers.BooleanField(allow_null=True, read_only=True)
 

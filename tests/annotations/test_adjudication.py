@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from annotations.models import Adjudication, Label, LabelEvent
@@ -117,47 +113,6 @@ def test_a_stale_if_match_is_412_and_a_stale_version_409(
     assert stale.status_code == 409
     assert Label.objects.get(interaction=adjudication.interaction).label_class == "Synergistic"
     assert LabelEvent.objects.filter(action="adjudicate").count() == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_curators_deciding_at_once_one_wins_one_gets_a_conflict(project):
-    rita = UserFactory(username="rita", role=Role.REVIEWER)
-    rob = UserFactory(username="rob", role=Role.REVIEWER)
-    curators = [UserFactory(username=n, role=Role.CURATOR) for n in ("carl", "cleo")]
-    rounds = 10
-    outcomes = []
-    for round_no in range(rounds):
-        adjudication = (
-            _disagreement(project, rita, rob) if round_no == 0 else _again(project, rita, rob)
-        )
-        version = Label.objects.get(interaction=adjudication.interaction).version
-        url = f"/api/adjudications/{adjudication.pk}/decide/"
-        barrier = threading.Barrier(2)
-        calls = [
-            (url, version, barrier, curators[0], "Synergistic"),
-            (url, version, barrier, curators[1], "Antagonistic"),
-        ]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            codes = sorted(pool.map(_decide_at_once, calls))
-        outcomes.append(codes)
-        assert codes[0] == 200 and codes[1] in (409, 412), codes
-        assert (
-            LabelEvent.objects.filter(
-                interaction=adjudication.interaction, action="adjudicate"
-            ).count()
-            == 1
-        )
-    print(f"\n{rounds} rounds of two curators deciding at once: {outcomes[0]} each time")
-
-
-def _decide_at_once(call) -> int:
-    url, version, barrier, user, label_class = call
-    try:
-        barrier.wait(timeout=30)
-        body = {"label_class": label_class, "version": version}
-        return _api(user).post(url, body, format="json").status_code
-    finally:
-        connection.close()  # each thread has its own database connection
 
 
 def _again(project, rita, rob):

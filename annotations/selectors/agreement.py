@@ -14,6 +14,7 @@ coefficients (they are not a class) and counted. Read-only.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -300,7 +301,9 @@ def _cache_key(project: Project) -> str:
         n=Count("pk", filter=Q(decided_at__isnull=False)), last=Max("decided_at")
     )
     parts = (project.pk, project.label_classes, tasks["n"], tasks["last"], decided["n"])
-    return "agreement:" + ":".join(map(str, (*parts, decided["last"])))
+    raw = ":".join(map(str, (*parts, decided["last"])))
+    # Hashed: the parts hold spaces and brackets, which some cache backends refuse in keys.
+    return "agreement:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 def get_agreement_report(*, project: Project) -> AgreementReport:

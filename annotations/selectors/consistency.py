@@ -16,6 +16,7 @@ the serving model version. Read-only.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -137,7 +138,8 @@ def _fingerprint(project: Project) -> str:
     version = get_serving_model_version(project=project)
     last_interaction = Interaction.objects.filter(project=project).aggregate(m=Max("pk"))["m"]
     parts = (project.pk, labels["n"], labels["last"], rules["n"], rules["last"], last_interaction)
-    return "consistency:" + ":".join(map(str, (*parts, version.pk if version else None)))
+    raw = ":".join(map(str, (*parts, version.pk if version else None)))
+    return "consistency:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 def get_consistency_report(*, project: Project) -> ConsistencyReport:

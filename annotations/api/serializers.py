@@ -19,6 +19,7 @@ from annotations.models import (
     Run,
 )
 from annotations.roles import Role, has_role
+from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
 from annotations.services.final_labels import SOURCES
 from annotations.services.training import get_train_defaults
@@ -295,6 +296,13 @@ class QueueQueryIn(serializers.Serializer):
         min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
     )
     disagrees_with_rule = serializers.BooleanField(default=False)
+    consistency = serializers.ChoiceField(
+        choices=sorted(CONSISTENCY_KINDS),
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="only the items one consistency check lists (labeled ones included)",
+    )
 
 
 class ExportQueryIn(serializers.Serializer):

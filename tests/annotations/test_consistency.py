@@ -121,3 +121,23 @@ def test_the_checks_page_lists_counts_and_links_for_curators(
     client.force_login(curator_carl)
     page = client.get(url).content.decode()
     assert "same drug pair" in page and "consistency=pair" in page
+
+
+def test_the_queue_api_filters_to_a_check_and_rejects_an_unknown_one(project, reviewer_rita):
+    from rest_framework.test import APIClient
+
+    twins = [
+        InteractionFactory(project=project, blinded_text="DRUG_A same words DRUG_B.")
+        for _ in range(2)
+    ]
+    InteractionFactory(project=project, blinded_text="DRUG_A other words entirely DRUG_B.")
+    for item, cls in zip(twins, ("Synergistic", "Antagonistic"), strict=True):
+        labels.record_review(
+            interaction=item, user=reviewer_rita, label_class=cls, expected_version=None
+        )
+    api = APIClient()
+    api.force_authenticate(reviewer_rita)
+    url = f"/api/projects/{project.pk}/queue/"
+    rows = api.get(url, {"consistency": "pattern"}).json()
+    assert sorted(row["interaction"]["id"] for row in rows) == sorted(t.pk for t in twins)
+    assert api.get(url, {"consistency": "bogus"}).status_code == 400

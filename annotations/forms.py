@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from annotations.models import ImportJob, Label, Project
+from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.selectors.queue import QueueFilters
 from annotations.services.scheduling import WEEKDAYS
 from annotations.services.training import get_train_defaults
@@ -27,6 +28,11 @@ class QueueFilterForm(forms.Form):
     drug = forms.CharField(required=False, max_length=500, label="Drug name")
     text = forms.CharField(required=False, max_length=200, label="Text contains")
     source = forms.CharField(required=False, max_length=500, label="Source file")
+    consistency = forms.ChoiceField(
+        required=False,
+        label="Consistency check",
+        choices=[("", "Any item"), *CONSISTENCY_KINDS.items()],
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,11 +57,13 @@ class QueueFilterForm(forms.Form):
             predicted_class=data["predicted_class"] or "",
             min_confidence=data["min_confidence"],
             max_confidence=data["max_confidence"],
-            unreviewed_only=data["reviewed"] != "all",
+            # A check lists labeled items: filtering to one shows them whatever "Show" says.
+            unreviewed_only=data["reviewed"] != "all" and not data["consistency"],
             disagrees_with_rule=bool(data["disagrees_with_rule"]),
             drug=data["drug"] or "",
             text=data["text"] or "",
             source=data["source"] or "",
+            consistency=data["consistency"] or "",
         )
 
 
@@ -157,3 +165,34 @@ class ScheduleForm(forms.Form):
         min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"
     )
     include_pseudo_labels_above = _pseudo_label_threshold_field()
+
+
+class SecondOpinionSettingsForm(forms.Form):
+    """Team review settings of a project (curators)."""
+
+    percent = forms.FloatField(
+        min_value=0, max_value=100, label="Second reviewer for this % of reviewed items"
+    )
+    below_confidence = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Always a second opinion below model confidence (blank: never)",
+    )
+
+
+class DecisionForm(forms.Form):
+    """A curator's decision (adjudication or flag inbox); `version` is the label version seen."""
+
+    label_class = forms.CharField(max_length=100)
+    note = forms.CharField(required=False, max_length=5000)
+    version = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+
+class ReturnToReviewForm(forms.Form):
+    comment = forms.CharField(max_length=2000)
+    version = forms.IntegerField(min_value=0, max_value=2**31 - 1)
+
+
+class GuidelineForm(forms.Form):
+    guideline = forms.CharField(max_length=20_000, widget=forms.Textarea)

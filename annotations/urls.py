@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotations.views import account, audit, dashboard, review, runs, schedule
+from annotations.views import account, audit, dashboard, review, runs, schedule, team
 from annotations.views import export as export_views
 from annotations.views import imports as import_views
 from annotations.views import rules as rule_views
@@ -47,6 +47,15 @@ urlpatterns = [
     # --- Account (every role): the user's own API tokens -----------------------------------
     path("account/tokens/", account.account_tokens, name="account_tokens"),
     path("account/tokens/revoke/", account.account_token_revoke, name="account_token_revoke"),
+    # --- Team review (Curator) -------------------------------------------------------------
+    path("projects/<int:project_pk>/team/", team.team_settings, name="team"),
+    path("projects/<int:project_pk>/adjudication/", team.adjudication_list, name="adjudications"),
+    path("adjudications/<int:pk>/", team.adjudication_detail, name="adjudication"),
+    path("projects/<int:project_pk>/flags/", team.flag_inbox, name="flags"),
+    path("interactions/<int:pk>/flag/label/", team.flag_label, name="flag_label"),
+    path("interactions/<int:pk>/flag/return/", team.flag_return, name="flag_return"),
+    path("projects/<int:project_pk>/guideline/", team.guideline_amend, name="guideline_amend"),
+    path("projects/<int:project_pk>/consistency/", team.consistency, name="consistency"),
     # --- Import (Curator; the reliability engineer's upload page) ---------------------------
     path("projects/<int:project_pk>/imports/", import_views.import_page, name="imports"),
 ]

@@ -19,6 +19,7 @@ from annotations.models import (
     Run,
 )
 from annotations.roles import Role, has_role
+from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
 from annotations.services.final_labels import SOURCES
 from annotations.services.training import get_train_defaults
@@ -309,6 +310,13 @@ class QueueQueryIn(serializers.Serializer):
         min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
     )
     disagrees_with_rule = serializers.BooleanField(default=False)
+    consistency = serializers.ChoiceField(
+        choices=sorted(CONSISTENCY_KINDS),
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="only the items one consistency check lists (labeled ones included)",
+    )
 
 
 class ExportQueryIn(serializers.Serializer):
@@ -421,6 +429,10 @@ class ReviewTaskOut(serializers.ModelSerializer):
     )
     first_reviewer = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
+    )
+    # "" while unanswered (a plain string: the choice enum would not admit the blank).
+    answer_status = serializers.CharField(
+        read_only=True, help_text='"labeled", "unclear", or "" while open'
     )
     agrees_with_first = serializers.BooleanField(allow_null=True, read_only=True)
     agrees_with_model = serializers.BooleanField(allow_null=True, read_only=True)

@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from annotations.api import views
 from annotations.api.audits import ProjectAuditView, ProjectAutoAcceptView
+from annotations.api.adjudications import AdjudicationViewSet
 from annotations.api.auth import ThrottledObtainAuthToken
 from annotations.api.errors import api_not_found
 from annotations.api.exports import ProjectExportCardView, ProjectExportView
@@ -23,6 +24,7 @@ router.register("predictions", views.PredictionViewSet, basename="api-prediction
 router.register("rules", views.RuleViewSet, basename="api-rule")
 router.register("runs", views.RunViewSet, basename="api-run")
 router.register("review-tasks", ReviewTaskViewSet, basename="api-review-task")
+router.register("adjudications", AdjudicationViewSet, basename="api-adjudication")
 
 urlpatterns = [
     path("auth/token/", ThrottledObtainAuthToken.as_view(), name="api-token"),

@@ -103,6 +103,8 @@ class ProjectViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModel
                 min_confidence=data["min_confidence"],
                 max_confidence=data["max_confidence"],
                 disagrees_with_rule=data["disagrees_with_rule"],
+                consistency=data["consistency"],
+                unreviewed_only=not data["consistency"],
             ),
             limit=data["limit"],
         )

@@ -50,6 +50,8 @@ def blind_interaction_ids(user: AbstractBaseUser | None, ids=None) -> set[int]:
 
 def blind_interactions_subquery(user: AbstractBaseUser) -> QuerySet[ReviewTask]:
     """For `.exclude(interaction_id__in=...)` / `Exists` in API querysets."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return ReviewTask.objects.none().values("interaction_id")
     return _open_tasks().filter(assignee=user).values("interaction_id")
 
 

@@ -82,6 +82,8 @@ class QueueFilters:
     drug: str = ""
     text: str = ""
     source: str = ""
+    # One of selectors/consistency.KINDS: only the items that check lists.
+    consistency: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,11 @@ def _interaction_filters(
         q &= Q(**{f"{p}description__icontains": filters.text.strip()})
     if filters.source:
         q &= Q(**{f"{p}source_file": filters.source})
+    if filters.consistency:
+        from annotations.selectors.consistency import get_consistency_report
+
+        ids = get_consistency_report(project=project).interaction_ids(filters.consistency)
+        q &= Q(**{f"{p}pk__in": sorted(ids)})
     return q
 
 
@@ -531,3 +538,23 @@ def get_review_item(
         history=history,
         blind_answers=list_answered_tasks(interaction),
     )
+
+
+def count_queue_items(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters | None = None,
+    cap: int = 10_000,
+) -> int:
+    """How many queue items are left for `user` under `filters`, counted up to `cap` (a LIMIT
+    inside the COUNT, so a big queue costs what `cap` rows do). Read-only."""
+    filters = filters or QueueFilters()
+    model_version = get_active_model_version(project)
+    if model_version is None:
+        qs = _interaction_rows(project=project, user=user, filters=filters, cursor=None)
+    else:
+        qs = _prediction_rows(
+            project=project, user=user, filters=filters, model_version=model_version, cursor=None
+        )
+    return qs.order_by()[:cap].count()

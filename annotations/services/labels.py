@@ -440,3 +440,38 @@ def claim_next_interaction(
                     # was released by the save): not in the queue any more.
                     ReviewClaim.objects.filter(interaction_id=pk, user=user).delete()
                 lost.add(pk)
+
+
+def return_to_review(
+    *, interaction: Interaction, user: AbstractBaseUser, comment: str, expected_version: int
+) -> None:
+    """A curator sends a flagged item back to the review queue with a comment.
+
+    Side effects: the Label is removed (so the queue offers the item again), one REOPEN
+    LabelEvent carries the comment (the review page shows it). Raises EditConflict when the
+    label changed since the curator loaded it (nothing is written). Not idempotent: a replay
+    finds no label and is a conflict.
+    """
+    with transaction.atomic():
+        current = Label.objects.filter(interaction=interaction).first()
+        if current is None or current.version != expected_version:
+            raise _conflict(interaction, expected_version, user)
+        deleted, _ = Label.objects.filter(pk=current.pk, version=expected_version).delete()
+        if not deleted:
+            raise _conflict(interaction, expected_version, user)
+        prediction = active_prediction(interaction)
+        LabelEvent.objects.create(
+            interaction=interaction,
+            actor=user,
+            action=LabelEvent.Action.REOPEN,
+            source=current.source,
+            old_class=current.label_class,
+            new_class="",
+            old_status=current.status,
+            new_status="",
+            note=comment,
+            version=current.version + 1,
+            model_version_id=prediction.model_version_id if prediction else None,
+            predicted_class=prediction.predicted_class if prediction else "",
+            guideline_revision=interaction.project.guideline_revision,
+        )

@@ -13,7 +13,8 @@ import hashlib
 
 from django.db import IntegrityError, transaction
 
-from annotations.models import Interaction, Prediction, ReviewTask
+from annotations.exceptions import DomainError
+from annotations.models import Interaction, Prediction, Project, ReviewTask
 
 
 def in_second_opinion_sample(interaction_id: int, rate: float) -> bool:
@@ -64,3 +65,17 @@ def request_second_opinion_if_due(
             )
     except IntegrityError:
         return None
+
+
+def update_second_opinion_settings(
+    *, project: Project, percent: float, below_confidence: float | None
+) -> Project:
+    """Set the project's share (percent, 0-100) and confidence floor (None: off). Safe twice."""
+    floor_ok = below_confidence is None or 0 <= below_confidence <= 1
+    if not 0 <= percent <= 100 or not floor_ok:
+        raise DomainError("The share is 0-100 % and the confidence floor 0-1 (or blank).")
+    Project.objects.filter(pk=project.pk).update(
+        second_opinion_rate=percent / 100, second_opinion_below_confidence=below_confidence
+    )
+    project.refresh_from_db()
+    return project

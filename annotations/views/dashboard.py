@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from annotations.roles import Role, has_role
 from annotations.selectors import audit as audit_selectors
 from annotations.selectors import stats
+from annotations.selectors.agreement import get_agreement_report
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 
@@ -35,6 +36,7 @@ def dashboard(request: HttpRequest, project_pk: int) -> HttpResponse:
         versions=stats.list_model_versions(project=project).select_related("created_by"),
         runs=stats.list_active_runs(project=project),
         agreement=agreement,
+        team=get_agreement_report(project=project),
         distribution_rows=zip(
             charts["distribution"]["classes"],
             charts["distribution"]["labels"],

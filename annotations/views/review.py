@@ -7,12 +7,15 @@ message naming what the other reviewer saved; invalid input answers 422.
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.exceptions import DomainError, EditConflict
@@ -20,8 +23,10 @@ from annotations.forms import QueueFilterForm, ReviewActionForm
 from annotations.models import Interaction, LabelEvent, Project, ReviewTask
 from annotations.roles import Role
 from annotations.selectors.blind import describe_blind_answer, open_blind_task
+from annotations.selectors.progress import get_review_progress
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.queue import QueueCursor, get_review_item, get_review_queue_page
+from annotations.selectors.team import get_reopen_comment
 from annotations.services import blind, labels
 from annotations.services.highlighting import highlight_mentions
 from annotations.views.access import role_required
@@ -80,14 +85,39 @@ def queue(request: HttpRequest, project_pk: int) -> HttpResponse:
         filter_query=query,
         next_url=next_url,
         is_first_page=not request.GET.get("after"),
+        progress=get_review_progress(
+            project=project,
+            user=request.user,
+            started_at=_session_start(request),
+            filters=form.to_filters(),
+        ),
     )
     return render(request, "annotations/queue.html", context)
+
+
+def _session_start(request: HttpRequest) -> datetime:
+    """When this login session started reviewing (kept in the session; the pace counts from
+    it)."""
+    raw = request.session.get("review_started_at")
+    started = parse_datetime(raw) if isinstance(raw, str) else None
+    if started is None:
+        started = timezone.now()
+        request.session["review_started_at"] = started.isoformat()
+    return started
 
 
 def _item_context(
     request: HttpRequest, interaction: Interaction, query: str, **extra
 ) -> dict[str, object]:
     item = get_review_item(interaction=interaction, user=request.user)
+    # A curator's comment when they sent the item back (part of the history: hidden if blind).
+    reopened = None if item.is_blind else get_reopen_comment(interaction.pk)
+    progress = get_review_progress(
+        project=interaction.project,
+        user=request.user,
+        started_at=_session_start(request),
+        filters=_filter_form(interaction.project, query).to_filters(),
+    )
     return page_context(
         request,
         interaction.project,
@@ -102,6 +132,8 @@ def _item_context(
         ),
         filter_query=query,
         item_url=_item_url(interaction.pk, query),
+        reopened=reopened,
+        progress=progress,
         **extra,
     )
 

@@ -1,5 +1,5 @@
 // Keyboard review: digits pick a class, Enter accepts, S skips, U undoes, F flags, G guideline,
-// ? help. Keys are ignored while typing in a field, while a dialog is open, or while a request is
+// H history, ? help. Keys are ignored while typing in a field, while a dialog is open, or while a request is
 // in flight (so a double press never submits twice).
 (function () {
   "use strict";
@@ -75,6 +75,13 @@
         details.open = true;
         const note = details.querySelector("textarea");
         if (note) note.focus();
+        handled = true;
+      }
+    } else if (key === "h" || key === "H") {
+      const history = document.getElementById("history");
+      if (history) {
+        history.open = !history.open;
+        if (history.open) history.scrollIntoView({ block: "nearest" });
         handled = true;
       }
     } else if (key === "g" || key === "G") {

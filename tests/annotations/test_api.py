@@ -60,6 +60,9 @@ REQUIRED_ROLE = {
     ("get", "/api/projects/{id}/audit/"): "reviewer",
     ("post", "/api/projects/{id}/audit/"): "curator",
     ("put", "/api/projects/{id}/audit/auto-accept/"): "curator",
+    ("get", "/api/adjudications/"): "curator",
+    ("get", "/api/adjudications/{id}/"): "curator",
+    ("post", "/api/adjudications/{id}/decide/"): "curator",
 }
 RANK = {None: 0, "reviewer": 1, "curator": 2, "admin": 3}
 

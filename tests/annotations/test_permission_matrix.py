@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import get_resolver, reverse
 
-from annotations.models import Run
+from annotations.models import Adjudication, Run
 from annotations.roles import ROLE_RANK, Role
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
 
@@ -36,6 +36,25 @@ ACTIONS = {
     "audit": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
     "account_tokens": ("get", Role.REVIEWER, lambda o: [], None),
     "account_token_revoke": ("post", Role.REVIEWER, lambda o: [], {"token_key": "0123456789abcde"}),
+    # Team review (issue 15): curators.
+    "team": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
+    "adjudications": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
+    "adjudication": ("get", Role.CURATOR, lambda o: [o["adjudication"].pk], None),
+    "flags": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
+    "flag_label": (
+        "post",
+        Role.CURATOR,
+        lambda o: [o["interaction"].pk],
+        {"label_class": "Synergistic"},
+    ),
+    "flag_return": (
+        "post",
+        Role.CURATOR,
+        lambda o: [o["interaction"].pk],
+        {"comment": "see the guideline", "version": 1},
+    ),
+    "guideline_amend": ("post", Role.CURATOR, lambda o: [o["project"].pk], {"guideline": "G2"}),
+    "consistency": ("get", Role.CURATOR, lambda o: [o["project"].pk], None),
 }
 # Routes of other engineers' pages (rules, exports, imports) are covered by their own tests.
 OTHER_OWNERS_PREFIXES = ("rule", "export", "import")
@@ -69,7 +88,13 @@ def objects(project):
     interaction = InteractionFactory(project=project)
     PredictionFactory(interaction=interaction, model_version=version)
     run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
-    return {"project": project, "interaction": interaction, "run": run}
+    adjudication = Adjudication.objects.create(interaction=interaction)
+    return {
+        "project": project,
+        "interaction": interaction,
+        "run": run,
+        "adjudication": adjudication,
+    }
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

@@ -15,7 +15,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from annotations.models import Label, Prediction, Rule, Run
+from annotations.models import Adjudication, Label, Prediction, ReviewTask, Rule, Run
 from annotations.tokens import issue_token
 from ddi_site.wsgi import application
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
@@ -49,6 +49,8 @@ def seeded(project, keep_test_connection):
         project=project, name="r", pattern="increase", label_class="Synergistic"
     )
     run = Run.objects.create(project=project, kind="train")
+    task = ReviewTask.objects.create(interaction=interaction, kind=ReviewTask.Kind.AUDIT)
+    adjudication = Adjudication.objects.create(interaction=interaction)
     # Real ids per path prefix, so detail operations reach real objects, not only 404s.
     return {
         "/api/projects/": project.pk,
@@ -57,6 +59,8 @@ def seeded(project, keep_test_connection):
         "/api/predictions/": Prediction.objects.first().pk,
         "/api/rules/": rule.pk,
         "/api/runs/": run.pk,
+        "/api/review-tasks/": task.pk,
+        "/api/adjudications/": adjudication.pk,
     }
 
 

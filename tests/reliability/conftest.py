@@ -175,6 +175,9 @@ _PK_BY_ROUTE = {
     "run_progress": "run",
     "run_cancel": "run",
     "rule_edit": "rule",
+    "adjudication": "adjudication",
+    "flag_label": "interaction",
+    "flag_return": "interaction",
 }
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
-from annotations.models import Label, ReviewTask, Rule, Run
+from annotations.models import Adjudication, Label, ReviewTask, Rule, Run
 from annotations.tokens import issue_token
 from tests.annotations.test_api import RANK, REQUIRED_ROLE, _operations
 from tests.factories import (
@@ -75,6 +75,9 @@ def two_projects(db):
             kind=ReviewTask.Kind.AUDIT,
             assignee=holder,
         )
+        objects["adjudication"] = Adjudication.objects.create(
+            interaction=InteractionFactory(project=objects["project"])
+        )
     return {"P1": p1, "P2": p2, "users": users}
 
 
@@ -96,6 +99,7 @@ _PREFIX_OBJECT = (
     ("/api/rules/", "rule"),
     ("/api/runs/", "run"),
     ("/api/review-tasks/", "review_task"),
+    ("/api/adjudications/", "adjudication"),
 )
 
 

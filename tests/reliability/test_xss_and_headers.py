@@ -20,8 +20,18 @@ import sys
 import html5lib
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from annotations.models import ImportJob, Interaction, Label, LabelEvent, Rule, Run
+from annotations.models import (
+    Adjudication,
+    ImportJob,
+    Interaction,
+    Label,
+    LabelEvent,
+    ReviewTask,
+    Rule,
+    Run,
+)
 from tests.factories import (
     InteractionFactory,
     ModelVersionFactory,
@@ -143,6 +153,24 @@ def hostile(db):
             version=1,
             predicted_class=classes[n % len(classes)],
         )
+    # Team review: a blind answer and an open adjudication with hostile notes, one flagged label.
+    ReviewTask.objects.create(
+        interaction=interactions[0],
+        kind=ReviewTask.Kind.SECOND_OPINION,
+        answered_by=admin,
+        answered_at=timezone.now(),
+        answer_class=classes[1 % len(classes)],
+        answer_status=Label.Status.LABELED,
+        note=_payload(21),
+        first_class=classes[0],
+        first_status=Label.Status.LABELED,
+        first_reviewer=reviewer,
+        first_source=Label.Source.REVIEW,
+    )
+    adjudication = Adjudication.objects.create(interaction=interactions[0], reason=_payload(22))
+    Label.objects.filter(interaction=interactions[1]).update(
+        status=Label.Status.UNCLEAR, label_class=""
+    )
     rule = Rule.objects.create(
         project=project,
         name=_payload(14),
@@ -166,6 +194,7 @@ def hostile(db):
         "interaction": interactions[0],
         "run": run,
         "rule": rule,
+        "adjudication": adjudication,
         "version": version,
         "job": job,
         "users": {"admin": admin, "curator": curator, "reviewer": reviewer},
@@ -173,7 +202,7 @@ def hostile(db):
 
 
 def _all_pages(hostile) -> list[str]:
-    objects = {k: hostile[k] for k in ("project", "interaction", "run", "rule")}
+    objects = {k: hostile[k] for k in ("project", "interaction", "run", "rule", "adjudication")}
     by_model = {
         type(obj): obj
         for obj in (

@@ -21,6 +21,7 @@ from annotations.selectors.final_labels import (
     get_active_model_version,
     iter_final_labels,
 )
+from annotations.selectors.team import get_team_answers
 from annotations.services.export.card import build_card, card_json, card_markdown
 from annotations.services.export.writers import CONTENT_TYPES, FORMATS, WRITERS, columns_for
 from annotations.services.final_labels import SOURCES
@@ -126,6 +127,8 @@ def stream_export(
     stats = stats if stats is not None else FinalLabelStats()
     rows = iter_final_labels(project=project, filters=filters, stats=stats, **kwargs)
     classes = list(project.label_classes)
+    if export_format == "jsonl":
+        return WRITERS[export_format](rows, classes, team=get_team_answers)
     if export_format != "parquet":
         return WRITERS[export_format](rows, classes)
 

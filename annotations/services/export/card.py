@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from django.db.models import Max
 
 from annotations.models import Audit, AuditItem, Interaction, Label, ModelVersion, Project, Rule
+from annotations.selectors.agreement import get_agreement_report
 from annotations.selectors.audit import get_audit_summary, get_auto_accept
 from annotations.selectors.final_labels import FinalLabelFilters, FinalLabelStats
 from annotations.services.export.writers import columns_for
@@ -112,6 +113,8 @@ def build_card(
         ],
         "audit": _audit_section(project),
         "auto_accept": None if accept is None else accept.as_dict(),
+        # Between reviewers (second opinions, audits): see selectors/agreement.py.
+        "team_agreement": get_agreement_report(project=project).as_dict(),
         "columns": columns_for(project.label_classes),
         "column_docs": COLUMN_DOCS,
     }
@@ -177,6 +180,37 @@ def _md(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
+def _coefficient(c: dict) -> str:
+    if c["value"] is None:
+        text = "n/a"
+    else:
+        low, high = c["ci95"]
+        interval = f" (95% CI {low:.2f} to {high:.2f})" if low is not None else ""
+        text = f"{c['value']:.3f}{interval}"
+    notes = "; ".join(c["warnings"])
+    return f"{text} on {c['items']} items" + (f" (warning: {notes})" if notes else "")
+
+
+def _agreement_lines(report: dict | None) -> list[str]:
+    if not report or not report["krippendorff_alpha"]["items"]:
+        return ["No item has two reviewers' answers yet."]
+    lines = [f"- Krippendorff's alpha (nominal): {_coefficient(report['krippendorff_alpha'])}"]
+    for pair in report["cohen_kappa_per_pair"]:
+        who = " / ".join(_md(name) for name in pair["reviewers"])
+        lines.append(f"- Cohen's kappa {who}: {_coefficient(pair)}")
+    for row in report["agreement_with_adjudication"]:
+        lines.append(
+            f"- {_md(row['reviewer'])} agrees with the adjudicated label on "
+            f"{row['agreed']} of {row['items']} adjudicated items"
+        )
+    for rev in report["by_guideline_revision"]:
+        lines.append(
+            f"- Guideline revision {rev['revision']}: alpha "
+            f"{_coefficient(rev['krippendorff_alpha'])}"
+        )
+    return lines
+
+
 def card_markdown(card: dict) -> str:
     """Render the card as Markdown."""
     lines = [
@@ -225,6 +259,8 @@ def card_markdown(card: dict) -> str:
             f"- Trained on: {mv['n_train_examples']} examples, at {mv['trained_at']}",
             f"- Metrics: `{_md(json.dumps(mv['metrics'], sort_keys=True))}`",
         ]
+    lines += ["", "## Agreement between reviewers", ""]
+    lines += _agreement_lines(card.get("team_agreement"))
     lines += ["", "## Active rules", ""]
     if not card["rules"]:
         lines.append("None.")

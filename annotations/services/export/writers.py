@@ -43,6 +43,8 @@ BASE_COLUMNS = (
     "source_line",
     "import_id",
 )
+# JSONL only: every reviewer's answer and the adjudication (selectors/team.get_team_answers).
+EMPTY_TEAM = {"reviews": [], "adjudication": None}
 CHUNK_BYTES = 64 * 1024
 PARQUET_ROW_GROUP = 50_000
 
@@ -140,18 +142,42 @@ def iter_csv(rows: Iterable[FinalLabelRow], classes: list[str]) -> Iterator[byte
     return _chunked(lines())
 
 
-def iter_jsonl(rows: Iterable[FinalLabelRow], classes: list[str]) -> Iterator[bytes]:
-    """One JSON object per line, keys in column order, raw values (no CSV escaping)."""
+def _batches(rows: Iterable[FinalLabelRow], size: int) -> Iterator[list[FinalLabelRow]]:
+    batch: list[FinalLabelRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def iter_jsonl(
+    rows: Iterable[FinalLabelRow],
+    classes: list[str],
+    team: Callable[[list[int]], dict[int, dict]] | None = None,
+) -> Iterator[bytes]:
+    """One JSON object per line, keys in column order, raw values (no CSV escaping).
+
+    With `team` (interaction ids -> {"reviews": [...], "adjudication": ...}), each record also
+    carries every reviewer's answer and the adjudication (looked up one batch of rows at a
+    time, so memory stays flat).
+    """
     names = columns_for(classes)
 
     def lines() -> Iterator[str]:
-        for row in rows:
-            values = row_values(row, len(classes))
-            record = {
-                name: _iso(v) if isinstance(v, datetime) else v
-                for name, v in zip(names, values, strict=True)
-            }
-            yield json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+        for batch in _batches(rows, 1000):
+            extra = team([row.interaction_id for row in batch]) if team else {}
+            for row in batch:
+                values = row_values(row, len(classes))
+                record = {
+                    name: _iso(v) if isinstance(v, datetime) else v
+                    for name, v in zip(names, values, strict=True)
+                }
+                if team is not None:
+                    record.update(extra.get(row.interaction_id, EMPTY_TEAM))
+                yield json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
     return _chunked(lines())
 

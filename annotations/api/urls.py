@@ -6,8 +6,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
 from annotations.api import views
-from annotations.api.audits import ProjectAuditView, ProjectAutoAcceptView
 from annotations.api.adjudications import AdjudicationViewSet
+from annotations.api.audits import ProjectAuditView, ProjectAutoAcceptView
 from annotations.api.auth import ThrottledObtainAuthToken
 from annotations.api.errors import api_not_found
 from annotations.api.exports import ProjectExportCardView, ProjectExportView

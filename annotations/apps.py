@@ -7,3 +7,4 @@ class AnnotationsConfig(AppConfig):
 
     def ready(self) -> None:
         from annotations import tokens  # noqa: F401  (connects the token revocation signals)
+        from annotations.api import schema  # noqa: F401  (registers the token auth scheme)

@@ -37,7 +37,9 @@ class ThrottledObtainAuthToken(APIView):
     serializer_class = AuthTokenSerializer
 
     def get_serializer(self, *args, **kwargs):
-        return self.serializer_class(*args, context=self.get_serializer_context(), **kwargs)
+        # The schema generator passes a context of its own (and has no request).
+        kwargs.setdefault("context", self.get_serializer_context())
+        return self.serializer_class(*args, **kwargs)
 
     def get_serializer_context(self):
         # authenticate() gets Django's HttpRequest, not DRF's wrapper: django-axes marks a

@@ -8,6 +8,7 @@ so they are added here once instead of on each view.
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.hooks import postprocess_schema_enums
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -50,3 +51,18 @@ def add_error_responses(result, generator, request, public):
 
 
 ERROR_RESPONSES_HOOK = f"{__name__}.add_error_responses"  # spectacular takes dotted paths
+
+
+class ExpiringTokenScheme(OpenApiAuthenticationExtension):
+    """Documents annotations.tokens.ExpiringTokenAuthentication (knox keys) in the schema."""
+
+    target_class = "annotations.tokens.ExpiringTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'A key from POST /api/auth/token/, sent as "Token <key>".',
+        }

@@ -300,5 +300,5 @@ def test_the_loop_command_refuses_a_project_without_a_model(project):
     seed_labels(make_interactions(project, 6))
     with pytest.raises(CommandError, match="no active model version"):
         call_command("loop", rounds=1, per_round=1, stdout=StringIO())
-    with pytest.raises(CommandError, match="no project named 'Nope'"):
+    with pytest.raises(CommandError, match="No project named 'Nope'"):
         call_command("loop", project="Nope", stdout=StringIO())

@@ -18,6 +18,15 @@ POLL_S = 0.5
 WORKER_CHECK_S = 10.0
 
 
+def project_named(name: str) -> Project:
+    """The project called `name`, or a CommandError that lists the projects there are."""
+    project = Project.objects.filter(name=name).first()
+    if project is None:
+        names = ", ".join(Project.objects.values_list("name", flat=True)[:20]) or "none"
+        raise CommandError(f"No project named {name!r}. Projects: {names}")
+    return project
+
+
 class JobCommand(BaseCommand):
     """Start a job through the services, print its run id, optionally follow it to its end."""
 
@@ -73,11 +82,7 @@ class JobCommand(BaseCommand):
         return params
 
     def get_project(self, name: str) -> Project:
-        project = Project.objects.filter(name=name).first()
-        if project is None:
-            names = ", ".join(Project.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no project named {name!r} (projects: {names})")
-        return project
+        return project_named(name)
 
     def start(self, options, project: Project) -> Run:
         raise NotImplementedError

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations import audit_stats
 from annotations.exceptions import DomainError
+from annotations.management.commands._jobs import project_named
 from annotations.models import Audit, Project
 from annotations.selectors.audit import get_audit_summary, get_auto_accept
 from annotations.services import audit as audit_service
@@ -31,13 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--alpha", help="auto-accept target error rate in (0, 0.5), or 'off'")
 
     def handle(self, *args, **options):
-        try:
-            project = Project.objects.get(name=options["project"])
-        except Project.DoesNotExist:
-            names = ", ".join(Project.objects.values_list("name", flat=True)[:20])
-            raise CommandError(
-                f"No project named {options['project']!r}. Projects: {names}"
-            ) from None
+        project = project_named(options["project"])
         try:
             if options["alpha"] is not None:
                 alpha = None if options["alpha"].lower() == "off" else options["alpha"]

@@ -7,7 +7,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.exceptions import DomainError
-from annotations.models import DEFAULT_PROJECT_NAME, ModelVersion, Project
+from annotations.management.commands._jobs import project_named
+from annotations.models import DEFAULT_PROJECT_NAME, ModelVersion
 from annotations.services.evaluation import evaluate_model_version
 
 
@@ -28,9 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        project = Project.objects.filter(name=options["project"]).first()
-        if project is None:
-            raise CommandError(f"no project named {options['project']!r}")
+        project = project_named(options["project"])
         version = None
         if options["model_version"] is not None:
             version = ModelVersion.objects.filter(

@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotations.exceptions import DomainError
-from annotations.models import Interaction, Project
+from annotations.management.commands._jobs import project_named
+from annotations.models import Interaction
 from annotations.services.export import FORMATS, filters_from_query, write_export
 from annotations.services.final_labels import SOURCES
 
@@ -52,13 +53,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
-        try:
-            project = Project.objects.get(name=options["project"])
-        except Project.DoesNotExist:
-            names = ", ".join(Project.objects.values_list("name", flat=True)[:20])
-            raise CommandError(
-                f"No project named {options['project']!r}. Projects: {names}"
-            ) from None
+        project = project_named(options["project"])
         out: Path = options["out"]
         if not out.parent.exists():
             raise CommandError(f"The folder {out.parent} does not exist.")

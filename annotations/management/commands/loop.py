@@ -7,7 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.exceptions import DomainError
-from annotations.models import DEFAULT_PROJECT_NAME, Project
+from annotations.management.commands._jobs import project_named
+from annotations.models import DEFAULT_PROJECT_NAME
 from annotations.services.loop import (
     STRATEGIES,
     load_reference_csv,
@@ -40,10 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["rounds"] < 1 or options["per_round"] < 1:
             raise CommandError("--rounds and --per-round must be at least 1")
-        project = Project.objects.filter(name=options["project"]).first()
-        if project is None:
-            names = ", ".join(Project.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"no project named {options['project']!r} (projects: {names})")
+        project = project_named(options["project"])
         params = {key: options[key] for key in ("backbone", "epochs") if options[key] is not None}
         try:
             if options["reference"] is not None:

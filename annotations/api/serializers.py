@@ -130,10 +130,20 @@ class RuleOut(serializers.ModelSerializer):
             "label_class",
             "priority",
             "is_active",
+            "is_too_costly",
+            "match_count",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    match_count = serializers.SerializerMethodField(
+        help_text="interactions the rule's stored matches cover (0 when it is too costly)"
+    )
+
+    def get_match_count(self, rule: Rule) -> int:
+        annotated = getattr(rule, "n_matches", None)
+        return annotated if annotated is not None else rule.matches.count()
 
 
 class RunOut(serializers.ModelSerializer):

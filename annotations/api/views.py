@@ -8,7 +8,7 @@ is an allow-list (`ordering=id|-id`); filters are declared FilterSet fields.
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -267,7 +267,9 @@ class RuleViewSet(
     filterset_class = filters.RuleFilter
 
     def get_queryset(self):
-        return Rule.objects.filter(project__in=self.visible_projects())
+        return Rule.objects.filter(project__in=self.visible_projects()).annotate(
+            n_matches=Count("matches")
+        )
 
     @extend_schema(request=serializers.RuleIn, responses={201: serializers.RuleOut})
     def create(self, request):

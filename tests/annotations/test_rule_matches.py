@@ -259,3 +259,32 @@ def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
     body = client.get(reverse("annotations:rules", args=[project.pk])).content.decode()
     assert "<td>10</td>" in body
     assert "too costly to match, so it decides nothing" in body
+
+
+def test_the_card_and_the_api_tell_a_too_costly_rule_from_an_active_one(
+    project, curator_carl, tmp_path
+):
+    from annotations.services.export import build_export_card
+    from annotations.services.export.card import card_markdown
+
+    import_interactions(project=project, path=_write_file(tmp_path / "a.csv", 0, 60))
+    rule_service.create_rule(
+        project=project,
+        user=curator_carl,
+        name="inc",
+        pattern=r"\bincrease\b",
+        label_class="Synergistic",
+    )
+    Rule.objects.create(
+        project=project, name="slow", field="raw", pattern=COSTLY_SAVED, label_class="Synergistic"
+    )
+    ensure_rule_matches(project=project)
+    card = build_export_card(project=project, filters=make_filters(project=project))
+    assert [r["name"] for r in card["rules"]] == ["inc"]
+    assert [r["name"] for r in card["rules_too_costly"]] == ["slow"]
+    assert "too costly to match, decides nothing" in card_markdown(card)
+    api = APIClient()
+    api.force_authenticate(curator_carl)
+    rows = {r["name"]: r for r in api.get("/api/rules/").json()["results"]}
+    assert (rows["slow"]["is_too_costly"], rows["slow"]["match_count"]) == (True, 0)
+    assert rows["inc"]["is_too_costly"] is False and rows["inc"]["match_count"] == 10

@@ -69,7 +69,10 @@ def build_card(
 ) -> dict:
     """The card as a JSON-ready dict (stable key order). Read-only."""
     as_of = data_as_of(project=project, model_version=model_version)
-    rules = Rule.objects.filter(project=project, is_active=True).order_by("-priority", "id")
+    rules = Rule.objects.filter(project=project, is_active=True, is_too_costly=False).order_by(
+        "-priority", "id"
+    )
+    too_costly = Rule.objects.filter(project=project, is_active=True, is_too_costly=True)
     accept = get_auto_accept(project=project)
     total = stats.rows or 1
     return {
@@ -110,6 +113,10 @@ def build_card(
                 "priority": r.priority,
             }
             for r in rules
+        ],
+        # Active but too costly to match: they decide nothing (services/rule_matches.py).
+        "rules_too_costly": [
+            {"id": r.id, "name": r.name, "pattern": r.pattern} for r in too_costly
         ],
         "audit": _audit_section(project),
         "auto_accept": None if accept is None else accept.as_dict(),
@@ -268,6 +275,11 @@ def card_markdown(card: dict) -> str:
         lines.append(
             f"- #{rule['id']} {_md(rule['name'])} ({rule['kind']} on {rule['field']} text, "
             f"priority {rule['priority']}): `{_md(rule['pattern'])}` -> {_md(rule['label_class'])}"
+        )
+    for rule in card.get("rules_too_costly") or []:
+        lines.append(
+            f"- #{rule['id']} {_md(rule['name'])}: too costly to match, decides nothing "
+            f"(`{_md(rule['pattern'])}`)"
         )
     lines += _audit_markdown(card)
     lines += ["", "## Columns", ""]

@@ -66,6 +66,8 @@ def build_pipeline(model_dir: Path):
     from modeling.inference import Predictor
 
     ours = Predictor.load(model_dir, backend="torch")
+    # A committee folder: the naive way is one fine-tuned model, so its first member.
+    ours = getattr(ours, "members", [ours])[0]
     config = ours.model.encoder.config
     config.num_labels = len(ours.classes)
     config.id2label = dict(enumerate(ours.classes))

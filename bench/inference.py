@@ -42,6 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import OUT, SAMPLE_CSV, SEED_CSV, peak_rss_mib, print_table, timed
 
 MODEL_DIR = OUT / "seed-model"
+
+
+def engine_dir() -> Path:
+    """The folder the engines run: a committee's first member (an ordinary model folder; the
+    comparison is about the engine, one model at a time), else the version itself."""
+    member = MODEL_DIR / "members" / "0"
+    return member if (member / "model.json").is_file() else MODEL_DIR
+
+
 VARIANTS = ("pipeline", "torch", "torch-int8", "onnx", "onnx-int8")
 REFERENCE = "torch"
 
@@ -120,7 +129,7 @@ def run_variant(variant: str, kind: str, rows: int) -> dict:
     texts = texts_for(variant, kind, rows)
     started = time.perf_counter()
     if variant == "pipeline":
-        classifier, classes = build_pipeline(MODEL_DIR)
+        classifier, classes = build_pipeline(engine_dir())
 
         def score(batch: list[str]) -> list[int]:
             outputs = classifier(batch, batch_size=32, truncation=True, max_length=64)
@@ -128,7 +137,7 @@ def run_variant(variant: str, kind: str, rows: int) -> dict:
     else:
         from modeling.inference import Predictor
 
-        predictor = Predictor.load(MODEL_DIR, backend=variant)
+        predictor = Predictor.load(engine_dir(), backend=variant)
         assert predictor.backend == variant, f"{variant} fell back to {predictor.backend}"
 
         def score(batch: list[str]) -> list[int]:
@@ -203,7 +212,9 @@ def measure_gates() -> tuple[dict, dict]:
     from modeling.quantization import measure_int8_agreement
 
     sample = load_texts("sample")
-    return measure_int8_agreement(MODEL_DIR, sample), measure_onnx_int8_agreement(MODEL_DIR, sample)
+    return measure_int8_agreement(engine_dir(), sample), measure_onnx_int8_agreement(
+        engine_dir(), sample
+    )
 
 
 def main() -> None:

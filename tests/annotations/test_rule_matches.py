@@ -240,9 +240,9 @@ def test_an_import_stores_the_new_rows_matches_so_the_next_read_runs_no_regex(
     assert counted_matches["n"] == 0
 
 
-def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
-    client, project, curator_carl, tmp_path
-):
+@pytest.fixture
+def one_sane_one_costly(project, curator_carl, tmp_path):
+    """60 imported rows, a rule matching 10 of them and a costly rule saved past the guard."""
     import_interactions(project=project, path=_write_file(tmp_path / "a.csv", 0, 60))
     rule_service.create_rule(
         project=project,
@@ -255,6 +255,12 @@ def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
         project=project, name="slow", field="raw", pattern=COSTLY_SAVED, label_class="Synergistic"
     )
     ensure_rule_matches(project=project)
+    return project
+
+
+def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
+    client, project, curator_carl, one_sane_one_costly
+):
     client.force_login(curator_carl)
     body = client.get(reverse("annotations:rules", args=[project.pk])).content.decode()
     assert "<td>10</td>" in body
@@ -262,23 +268,11 @@ def test_the_rules_page_shows_each_rules_match_count_and_the_costly_ones(
 
 
 def test_the_card_and_the_api_tell_a_too_costly_rule_from_an_active_one(
-    project, curator_carl, tmp_path
+    project, curator_carl, one_sane_one_costly
 ):
     from annotations.services.export import build_export_card
     from annotations.services.export.card import card_markdown
 
-    import_interactions(project=project, path=_write_file(tmp_path / "a.csv", 0, 60))
-    rule_service.create_rule(
-        project=project,
-        user=curator_carl,
-        name="inc",
-        pattern=r"\bincrease\b",
-        label_class="Synergistic",
-    )
-    Rule.objects.create(
-        project=project, name="slow", field="raw", pattern=COSTLY_SAVED, label_class="Synergistic"
-    )
-    ensure_rule_matches(project=project)
     card = build_export_card(project=project, filters=make_filters(project=project))
     assert [r["name"] for r in card["rules"]] == ["inc"]
     assert [r["name"] for r in card["rules_too_costly"]] == ["slow"]

@@ -334,14 +334,25 @@ class Agreement:
         return self.agreed / self.total if self.total else None
 
 
-def agreement(agreed: int, total: int, level: float = LEVEL) -> Agreement:
-    """Agreement rate with a Wilson interval (SciPy's binomtest)."""
-    if total == 0:
-        return Agreement(0, 0, None, None)
+def wilson(successes: int, n: int, level: float = LEVEL) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion (SciPy's binomtest); None without observations.
+
+    Honest for small n and for rates near 0 or 1, where the normal approximation is not.
+    """
+    if n <= 0:
+        return None
     from scipy.stats import binomtest
 
-    interval = binomtest(agreed, total).proportion_ci(confidence_level=level, method="wilson")
-    return Agreement(agreed, total, float(interval.low), float(interval.high))
+    interval = binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def agreement(agreed: int, total: int, level: float = LEVEL) -> Agreement:
+    """Agreement rate with a Wilson interval."""
+    if total == 0:
+        return Agreement(0, 0, None, None)
+    low, high = wilson(agreed, total, level)
+    return Agreement(agreed, total, low, high)
 
 
 RUBBER_STAMP_GAP = 0.15

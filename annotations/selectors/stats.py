@@ -11,6 +11,7 @@ from django.db.models import Count, Exists, F, FloatField, IntegerField, OuterRe
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 from django.utils import timezone
 
+from annotations import audit_stats
 from annotations.models import (
     HUMAN_SOURCES,
     Interaction,
@@ -190,18 +191,10 @@ def list_active_runs(*, project: Project) -> QuerySet[Run]:
 _AGREEMENT_ACTIONS = (LabelEvent.Action.ACCEPT, LabelEvent.Action.CHANGE, LabelEvent.Action.AUDIT)
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """Wilson score interval of a proportion (95% by default); None without observations.
-
-    Honest for small n and for rates near 0 or 1, where the normal approximation is not.
-    """
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+def wilson_interval(successes: int, n: int) -> tuple[float, float] | None:
+    """95 % Wilson interval of a proportion (None without observations): audit_stats.wilson,
+    the one implementation the audit's rubber-stamp check uses too."""
+    return audit_stats.wilson(successes, n)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,19 @@ rules) and that no person reviewed. The audit draws a stratified random sample f
   not) that band is sampled anyway, so the audit works whatever the scores are; the intervals
   just get wider. (Plain Neyman allocation, ``method="neyman"``, is kept for the benchmark: it
   starves exactly those big confident strata.)
-- Within a stratum, items are drawn systematically in sentence-pattern order from a random start
-  (implicit stratification by pattern: every large pattern is represented in proportion). Each
-  row of stratum h has inclusion probability n_h / N_h, recorded with the item.
+- Within a stratum, rows are grouped by blinded sentence (a *cluster*: the rows the model cannot
+  tell apart, since it sees only that sentence). A cluster at least as large as the sampling
+  step (rows left / items left) is taken with certainty: one item, whose answer stands for every
+  row of the cluster (``plan_stratum``). That rests on one assumption, stated wherever the
+  estimate is shown: rows with the same blinded sentence have the same right class (the model
+  gives them the same class and confidence anyway; the consistency page lists texts whose human
+  labels disagree). On free text every cluster is one row and nothing changes.
+- The rest of the stratum is drawn systematically in sentence-pattern order from a random start
+  (implicit stratification by pattern). Each of its rows has inclusion probability
+  n'_h / N'_h (items and rows left after the certainty clusters), recorded with the item.
 
 The estimate is the stratified (inverse-probability-weighted) mean, sum_h (N_h / N) x_h / n_h,
+with each answered certainty cluster a stratum of its own, known in full,
 with a Bayesian interval that is also a good frequentist one: each stratum's accuracy gets the
 Jeffreys posterior Beta(x + 1/2, n - x + 1/2) and the interval is the 2.5-97.5 % quantiles of the
 weighted sum (Monte Carlo), with Brown, Cai and DasGupta's boundary modification (a stratum with
@@ -81,13 +89,19 @@ def parse_stratum(key: str) -> tuple[str, int]:
 
 
 def allocate(
-    sizes: Sequence[int], expected_errors: Sequence[float], n: int, method: str = "width"
+    sizes: Sequence[int],
+    expected_errors: Sequence[float],
+    n: int,
+    method: str = "width",
+    clusters: Sequence[Sequence[int]] | None = None,
 ) -> list[int]:
     """Sample size per stratum, at least min(MIN_PER_STRATUM, N_h) each and never above N_h.
 
     `sizes` N_h and `expected_errors` (mean 1 - confidence in the stratum) per stratum; the
     result sums to min(n, sum N_h). method "width" (default): greedy minimum of the expected
     posterior variance of the weighted accuracy; "neyman": n_h proportional to N_h x SD.
+    `clusters` (cluster sizes per stratum, see plan_stratum) lets "width" count the rows that
+    certainty clusters make known.
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     total = int(min(n, sizes.sum()))
@@ -106,7 +120,7 @@ def allocate(
                     alloc[index] += 1
         return alloc.tolist()
     if method == "width":
-        return _allocate_for_width(sizes, errors, low, total)
+        return _allocate_for_width(sizes, errors, low, total, clusters)
     # Neyman shares, with strata pushed below their minimum or above their size fixed there
     # and the rest shared again among the others (iterative capping).
     fixed = np.full(len(sizes), -1, dtype=np.int64)
@@ -129,21 +143,41 @@ def allocate(
     return alloc.tolist()
 
 
-def _allocate_for_width(sizes, errors, low, total: int) -> list[int]:
+def _allocate_for_width(sizes, errors, low, total: int, clusters=None) -> list[int]:
     """Greedy: each next item to the stratum whose expected posterior variance, weighted by
     (N_h / N)^2, drops most. A Jeffreys posterior after n answers with error guess e has
     variance about (e (1 - e) + 1 / (2 (n + 1))) / (n + 2): the second term is what is left
-    when no error turns up, so confident strata keep earning items."""
-    share = sizes / sizes.sum()
+    when no error turns up, so confident strata keep earning items. With clusters, only the
+    rows outside the certainty clusters of a k-item plan count (those clusters are known)."""
+    population = sizes.sum()
     spread = np.maximum(errors * (1.0 - errors), SD_FLOOR**2)
 
-    def variance(k):
-        return share**2 * (spread + 0.5 / (k + 1.0)) / (k + 2.0)
+    ordered = [sorted((int(c) for c in group), reverse=True) for group in clusters or []]
+    prefix = [np.concatenate([[0], np.cumsum(group)]) for group in ordered]
+
+    def variance(h: int, k: int) -> float:
+        rows, items = int(sizes[h]), k
+        if clusters is not None:
+            certain = _certainty(ordered[h], k)
+            rows -= int(prefix[h][certain])
+            items -= certain
+        if rows <= 0:
+            return 0.0
+        return (rows / population) ** 2 * (spread[h] + 0.5 / (items + 1.0)) / (items + 2.0)
 
     alloc = low.astype(np.int64).copy()
+    current = [variance(h, int(alloc[h])) for h in range(len(sizes))]
     while alloc.sum() < total:
-        gain = np.where(alloc < sizes, variance(alloc) - variance(alloc + 1), -1.0)
-        alloc[int(np.argmax(gain))] += 1
+        gains = [
+            current[h] - variance(h, int(alloc[h]) + 1) if alloc[h] < sizes[h] else -1.0
+            for h in range(len(sizes))
+        ]
+        best = int(np.argmax(gains))
+        if gains[best] <= 0.0:  # nothing left to learn (known clusters): spread by rows
+            room = alloc < sizes
+            best = int(np.argmax(np.where(room, sizes / (alloc + 1.0), -1.0)))
+        alloc[best] += 1
+        current[best] = variance(best, int(alloc[best]))
     return alloc.tolist()
 
 
@@ -169,6 +203,60 @@ class StratumResult:
     size: int
     answered: int
     correct: int
+    items: int | None = None  # audit items behind `answered` when it counts rows (a cluster)
+
+
+def cluster_result(key: str, rows: int, answers: Sequence[bool]) -> StratumResult:
+    """A certainty cluster as a stratum. Answers that agree make it known in full (the
+    assumption above); answers that disagree refute the assumption for this cluster, which then
+    counts as a simple random sample of its rows (Jeffreys interval); none leave it unknown."""
+    answers = [bool(a) for a in answers]
+    if answers and len(set(answers)) == 1:
+        return StratumResult(key, rows, rows, rows if answers[0] else 0, items=len(answers))
+    return StratumResult(key, rows, len(answers), sum(answers))
+
+
+def plan_stratum(cluster_sizes: Sequence[int], take: int) -> dict[int, int]:
+    """Clusters a stratum takes with certainty -> items drawn in each (biggest first).
+
+    A cluster is taken with certainty when it is at least as large as the systematic step of
+    what is left (rows left / items left), so a systematic draw would have hit it anyway; the
+    remaining items are drawn systematically over the remaining rows. At least one item is kept
+    for the remaining rows while any are left, so no part of the stratum goes unsampled. When
+    certainty clusters cover the whole stratum, spare items go to them in proportion to their
+    rows (largest remainder): a second answer in a cluster tests the assumption.
+    """
+    order = sorted(range(len(cluster_sizes)), key=lambda i: -cluster_sizes[i])
+    certain = order[: _certainty([cluster_sizes[i] for i in order], take)]
+    plan = dict.fromkeys(certain, 1)
+    if not certain or sum(cluster_sizes[i] for i in certain) < sum(cluster_sizes):
+        return plan
+    rows = np.asarray([cluster_sizes[i] for i in certain], dtype=float)
+    spare = min(int(take) - len(certain), int(rows.sum()) - len(certain))
+    if spare > 0:
+        share = spare * rows / rows.sum()
+        extra = np.minimum(np.floor(share), rows - 1)
+        for position in np.argsort(-(share - extra), kind="stable"):
+            if extra.sum() >= spare:
+                break
+            if extra[position] < rows[position] - 1:
+                extra[position] += 1
+        for index, more in zip(certain, extra, strict=True):
+            plan[index] += int(more)
+    return plan
+
+
+def _certainty(sizes_desc: Sequence[int], take: int) -> int:
+    """How many of the leading (largest) clusters plan_stratum takes with certainty."""
+    rows_left, items_left, count = int(sum(sizes_desc)), int(take), 0
+    for size in sizes_desc:
+        size = int(size)
+        if items_left <= 0 or size <= 0 or size * items_left < rows_left:
+            break
+        if rows_left - size > 0 and items_left < 2:
+            break
+        count, rows_left, items_left = count + 1, rows_left - size, items_left - 1
+    return count
 
 
 @dataclass
@@ -203,7 +291,7 @@ def estimate_accuracy(
     estimate, so a half-done audit gives an honest, wide interval rather than a biased one.
     """
     population = int(sum(s.size for s in strata))
-    audited = int(sum(s.answered for s in strata))
+    audited = int(sum(s.answered if s.items is None else s.items for s in strata))
     if population == 0 or audited == 0:
         return Estimate(None, None, None, audited, population)
     rng = np.random.default_rng(seed)
@@ -229,7 +317,7 @@ def estimate_accuracy(
     notes = []
     if (~seen).any():
         notes.append(
-            f"{int((~seen).sum())} of {len(strata)} strata have no answered item yet "
+            f"{int((~seen).sum())} of {len(strata)} strata or clusters have no answered item yet "
             f"({missing:.1%} of the rows): counted as unknown, so the interval is wide."
         )
     return Estimate(point, low, min(high, 1.0), audited, population, int((~seen).sum()), notes)
@@ -284,39 +372,61 @@ class ClassThreshold:
 
 
 def auto_accept_thresholds(
-    strata: dict[str, tuple[int, Sequence[bool]]],
+    strata: dict[str, tuple],
     classes: Sequence[str],
     alpha: float,
     delta: float = DELTA,
 ) -> list[ClassThreshold]:
     """Per class, the lowest band edge down to which every band is certified at `alpha`.
 
-    `strata` maps stratum_key -> (population size, audited answers as correct/incorrect).
+    `strata` maps stratum_key -> (rows drawn at random, their audited answers as
+    correct/incorrect[, certainty clusters as (rows, their answers)]). A band is certified
+    when MAPIE certifies its randomly drawn part (or it has none) and every certainty cluster in
+    it was answered, and answered right every time: those rows are known, so they add no error
+    to the accepted rows.
     """
     alpha = check_alpha(alpha)
+
+    def parts(key):
+        size, answers, *rest = strata[key]
+        return int(size), list(answers), list(rest[0]) if rest else []
+
+    def rows_of(key):
+        size, _, clusters = parts(key)
+        return size + sum(int(r) for r, _ in clusters)
+
     out = []
     for name in classes:
         bands = sorted(
             (parse_stratum(key)[1], key) for key in strata if parse_stratum(key)[0] == name
         )
-        rows = sum(strata[key][0] for _, key in bands)
+        rows = sum(rows_of(key) for _, key in bands)
         accepted: list[int] = []
         note = ""
         for band, key in reversed(bands):  # most confident first: fixed-sequence testing
-            size, answers = strata[key]
-            if size == 0:
+            size, answers, clusters = parts(key)
+            if rows_of(key) == 0:
                 continue
-            ok, p_value = _band_certified(np.asarray(answers, dtype=bool), alpha, delta)
-            if not ok:
-                wrong = int(len(answers) - np.sum(answers))
+            unsure = [r for r, got in clusters if not got or not all(got)]
+            if unsure:
                 note = (
-                    f"band {band_label(band)} not certified: {len(answers)} audited, {wrong} "
-                    f"wrong (p = {p_value:.3f}; a band needs at least {items_needed(alpha, delta)} "
-                    f"audited items without error at this error rate)"
+                    f"band {band_label(band)} not certified: {len(unsure)} sentence pattern(s) "
+                    f"of {sum(unsure):,} rows audited wrong or not answered yet"
                 )
                 break
+            if size:
+                ok, p_value = _band_certified(np.asarray(answers, dtype=bool), alpha, delta)
+                if not ok:
+                    wrong = int(len(answers) - np.sum(answers))
+                    note = (
+                        f"band {band_label(band)} not certified: {len(answers)} audited, {wrong} "
+                        f"wrong (p = {p_value:.3f}; a band needs at least "
+                        f"{items_needed(alpha, delta)} audited items without error at this error "
+                        "rate)"
+                    )
+                    break
             accepted.append(band)
-        rows_accepted = sum(strata[stratum_key(name, b)][0] for b in accepted)
+        rows_accepted = sum(rows_of(stratum_key(name, b)) for b in accepted)
         threshold = BAND_EDGES[min(accepted)] if accepted else None
         out.append(ClassThreshold(name, threshold, accepted, rows_accepted, rows, note))
     return out
@@ -368,3 +478,15 @@ def rubber_stamp(blind: Agreement, assisted: Agreement) -> bool:
     if blind.total < RUBBER_STAMP_MIN_BLIND or assisted.total < RUBBER_STAMP_MIN_BLIND:
         return False
     return (assisted.rate - blind.rate) >= RUBBER_STAMP_GAP and assisted.low > blind.high
+
+
+def stratum_results(
+    key: str,
+    rows: int,
+    answers: Sequence[bool],
+    clusters: Sequence[tuple[int, Sequence[bool]]] = (),
+) -> list[StratumResult]:
+    """One stratum's part drawn at random, and each of its certainty clusters, as results."""
+    out = [StratumResult(key, int(rows), len(answers), int(sum(answers)))] if rows else []
+    out += [cluster_result(f"{key}#{i}", n, got) for i, (n, got) in enumerate(clusters)]
+    return out

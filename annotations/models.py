@@ -750,6 +750,9 @@ class AuditItem(models.Model):
     shown_class = models.CharField(max_length=100)
     confidence = models.FloatField(null=True, blank=True)
     rule_id = models.BigIntegerField(null=True, blank=True)
+    # Set when the item's sentence pattern was taken with certainty (audit_stats.plan_stratum):
+    # the rows of the stratum with this blinded text, all of which the one answer stands for.
+    cluster_rows = models.PositiveIntegerField(null=True, blank=True)
     # The blind review row the item was handed out as; its answer is the audit's answer.
     task = models.ForeignKey(
         "ReviewTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_items"

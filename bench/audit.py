@@ -11,10 +11,12 @@ The unreviewed population is every row except the labelled ones. Per state, one 
 
 - the true accuracy of the unreviewed model labels;
 - ours: 200 simulated audits of 150 items (annotations.audit_stats: strata = predicted class x
-  confidence band, allocation for the smallest expected interval, systematic draw in pattern
-  order, Jeffreys Monte Carlo interval with the boundary modification): coverage of the 95 %
+  confidence band, sentence patterns at least one sampling step large taken with certainty,
+  allocation for the smallest expected interval, systematic draw in pattern order for the
+  rest, Jeffreys Monte Carlo interval with the boundary modification): coverage of the 95 %
   interval, mean half-width;
-- ablation: the same with plain Neyman allocation (n_h proportional to N_h x SD, SD floored);
+- ablations: the same without certainty clusters (every item one row of a stratum, the design
+  of the first version), and that with plain Neyman allocation (n_h ~ N_h x SD, SD floored);
 - baseline: a simple random sample of 150 with a Jeffreys interval (no stratification);
 - the naive estimate: agreement with the model on the review queue (state 2) or the
   out-of-fold accuracy on the labels (state 1): its error beside ours;
@@ -102,17 +104,38 @@ class State:
         return {k: np.asarray(v) for k, v in out.items() if v}
 
 
-def audit_draw(state: State, strata: dict, size: int, rng, method: str = "width") -> dict:
+def audit_draw(
+    state: State, strata: dict, size: int, rng, method: str = "width", clustered: bool = True
+) -> dict:
+    """stratum -> (rows drawn at random, their answers, certainty clusters as (rows, right))."""
     keys = sorted(strata)
     sizes = [len(strata[k]) for k in keys]
     expected = [state.expected_error[k] for k in keys]
+    groups = {k: Counter(strata[k].tolist()) for k in keys}  # pattern -> rows in the stratum
+    clusters = [list(groups[k].values()) for k in keys] if clustered else None
     answers = {}
-    for key, take in zip(keys, stats.allocate(sizes, expected, size, method), strict=True):
-        rows = strata[key]
-        answers[key] = [
-            bool(state.correct[rows[p]]) for p in stats.systematic_sample(len(rows), take, rng)
-        ]
+    for key, take in zip(
+        keys, stats.allocate(sizes, expected, size, method, clusters), strict=True
+    ):
+        patterns = list(groups[key])
+        plan = stats.plan_stratum(list(groups[key].values()), take) if clustered else {}
+        certain = {patterns[i]: n for i, n in plan.items()}
+        rows = strata[key][~np.isin(strata[key], list(certain))] if certain else strata[key]
+        picked = stats.systematic_sample(len(rows), take - sum(plan.values()), rng)
+        answers[key] = (
+            len(rows),
+            [bool(state.correct[rows[p]]) for p in picked],
+            # every row of a pattern shares its truth in the reference: n answers, all alike
+            [(groups[key][p], [bool(state.correct[p])] * n) for p, n in sorted(certain.items())],
+        )
     return answers
+
+
+def estimate(strata_answers: dict, seed: int) -> stats.Estimate:
+    results = [
+        r for key, parts in strata_answers.items() for r in stats.stratum_results(key, *parts)
+    ]
+    return stats.estimate_accuracy(results, seed=seed, draws=4000)
 
 
 def evaluate(state: State, counts: np.ndarray, naive: float, draws: int, seed: int) -> dict:
@@ -121,23 +144,14 @@ def evaluate(state: State, counts: np.ndarray, naive: float, draws: int, seed: i
     strata = state.strata(counts)
     state.expected_error = {k: float(np.mean(1.0 - state.confidence[v])) for k, v in strata.items()}
     rows = np.repeat(np.arange(len(counts)), counts)
-    ours, neyman, srs, exceed = [], [], [], {150: [], 1000: []}
+    ours, plain, neyman, srs, exceed = [], [], [], [], {150: [], 1000: []}
     accepted_share = {150: [], 1000: []}
     classes = sorted(set(state.predicted.tolist()))
     for d in range(draws):
         answers = audit_draw(state, strata, AUDIT_SIZE, rng)
-        result = [
-            stats.StratumResult(k, len(strata[k]), len(a), int(sum(a))) for k, a in answers.items()
-        ]
-        ours.append(stats.estimate_accuracy(result, seed=d, draws=4000))
-        other = audit_draw(state, strata, AUDIT_SIZE, rng, "neyman")
-        neyman.append(
-            stats.estimate_accuracy(
-                [stats.StratumResult(k, len(strata[k]), len(a), sum(a)) for k, a in other.items()],
-                seed=d,
-                draws=4000,
-            )
-        )
+        ours.append(estimate(answers, d))
+        plain.append(estimate(audit_draw(state, strata, AUDIT_SIZE, rng, clustered=False), d))
+        neyman.append(estimate(audit_draw(state, strata, AUDIT_SIZE, rng, "neyman", False), d))
         pick = rng.choice(rows, size=AUDIT_SIZE, replace=False)
         right = int(state.correct[pick].sum())
         srs.append(
@@ -145,8 +159,7 @@ def evaluate(state: State, counts: np.ndarray, naive: float, draws: int, seed: i
         )
         for size in exceed:
             calib = answers if size == AUDIT_SIZE else audit_draw(state, strata, size, rng)
-            table = {k: (len(strata[k]), calib[k]) for k in strata}
-            thresholds = stats.auto_accept_thresholds(table, classes, ALPHA)
+            thresholds = stats.auto_accept_thresholds(calib, classes, ALPHA)
             accepted_rows = wrong_rows = 0
             for t in thresholds:
                 for band in t.bands_accepted:
@@ -168,6 +181,7 @@ def evaluate(state: State, counts: np.ndarray, naive: float, draws: int, seed: i
         "ours": summary(ours),
         "srs": summary(srs),
         "neyman": summary(neyman),
+        "plain": summary(plain),
         "naive": naive,
         "exceed": {k: float(np.mean(v)) for k, v in exceed.items()},
         "accepted": {k: float(np.mean(v)) for k, v in accepted_share.items()},
@@ -221,12 +235,14 @@ def main() -> None:
         c, h, b = r["ours"]
         sc, sh, sb = r["srs"]
         nc, nh, nb = r["neyman"]
+        pc, ph, pb = r["plain"]
         table.append(
             [
                 name,
                 f"{r['rows']:,}",
                 f"{r['truth']:.4f}",
                 f"{c:.1%} / {h:.2f} pt / {b:.2f} pt",
+                f"{pc:.1%} / {ph:.2f} pt / {pb:.2f} pt",
                 f"{nc:.1%} / {nh:.2f} pt / {nb:.2f} pt",
                 f"{sc:.1%} / {sh:.2f} pt / {sb:.2f} pt",
                 f"{r['naive']:.3f} (off by {abs(r['naive'] - r['truth']) * 100:.1f} pt)",
@@ -241,7 +257,8 @@ def main() -> None:
             "unreviewed rows",
             "true accuracy",
             "ours: coverage / half-width / mean error",
-            "ablation Neyman allocation",
+            "ablation: no certainty clusters",
+            "ablation: and Neyman allocation",
             "baseline SRS: coverage / half-width / mean error",
             "naive estimate",
             "auto-accept 150: exceed / accepted",

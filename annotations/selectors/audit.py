@@ -20,6 +20,14 @@ ASSUMPTION = (
 )
 
 
+CLUSTER_ASSUMPTION = (
+    "Rows with the same blinded sentence get the same class and confidence from the model, so "
+    "an audited row stands for every such row of its stratum when its sentence pattern was "
+    "taken whole; this assumes those rows also share the right class (the Consistency page "
+    "lists blinded texts whose human labels disagree)."
+)
+
+
 @dataclass
 class AuditSummary:
     audit: Audit
@@ -32,6 +40,9 @@ class AuditSummary:
     stale_reason: str
     version_number: int | None
     created_at: datetime
+    cluster_items: int = 0  # items that stand for their whole sentence pattern
+    cluster_rows: int = 0  # rows those items stand for
+    cluster_assumption: str = CLUSTER_ASSUMPTION
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +58,9 @@ class AuditSummary:
             "stale_reason": self.stale_reason,
             "accuracy": self.estimate.as_dict(),
             "per_class": {k: v.as_dict() for k, v in self.per_class.items()},
+            "pattern_items": self.cluster_items,
+            "pattern_rows": self.cluster_rows,
+            "pattern_assumption": self.cluster_assumption if self.cluster_items else "",
         }
 
 
@@ -74,24 +88,45 @@ _UNCLEAR = _ANSWERED & Q(task__answer_status=Label.Status.UNCLEAR)
 _SCORED = _ANSWERED & Q(task__answer_status=Label.Status.LABELED)
 
 
-def _answers_by_stratum(audit: Audit) -> dict[str, list[bool]]:
+def _answers_by_stratum(audit: Audit) -> dict[str, tuple[int, list[bool], list]]:
+    """stratum -> (rows drawn at random, their scored answers as right/wrong, certainty
+    clusters as (rows, their scored answers)). Unanswered and "unclear" items are not scored."""
     answers: dict[str, list[bool]] = defaultdict(list)
-    rows = AuditItem.objects.filter(_SCORED, audit=audit).values_list(
-        "stratum", "shown_class", "task__answer_class"
+    clusters: dict[str, dict[str, tuple[int, list[bool]]]] = defaultdict(dict)
+    rows = AuditItem.objects.filter(audit=audit).values_list(
+        "stratum",
+        "shown_class",
+        "task__answer_class",
+        "cluster_rows",
+        "interaction__pattern_hash",
+        "task__answered_at",
+        "task__answer_status",
     )
-    for stratum, shown, answer in rows:
-        answers[stratum].append(shown == answer)
-    return answers
+    for stratum, shown, answer, cluster_rows, pattern, answered_at, status in rows:
+        scored = answered_at is not None and status == Label.Status.LABELED
+        if cluster_rows is not None:
+            got = clusters[stratum].setdefault(pattern, (cluster_rows, []))[1]
+        else:
+            got = answers[stratum]
+        if scored:
+            got.append(shown == answer)
+    return {
+        key: (
+            int(info["size"]) - int(info.get("cluster_rows", 0)),
+            answers[key],
+            [clusters[key][p] for p in sorted(clusters[key])],
+        )
+        for key, info in audit.strata.items()
+    }
 
 
-def _results(audit: Audit, answers: dict[str, list[bool]], only_class: str | None = None):
-    out = []
-    for key, info in sorted(audit.strata.items()):
-        if only_class is not None and audit_stats.parse_stratum(key)[0] != only_class:
-            continue
-        got = answers.get(key, [])
-        out.append(audit_stats.StratumResult(key, int(info["size"]), len(got), int(sum(got))))
-    return out
+def _results(answers: dict[str, tuple], only_class: str | None = None):
+    return [
+        result
+        for key, parts in sorted(answers.items())
+        if only_class is None or audit_stats.parse_stratum(key)[0] == only_class
+        for result in audit_stats.stratum_results(key, *parts)
+    ]
 
 
 def _staleness(audit: Audit, project: Project) -> tuple[bool, str]:
@@ -128,15 +163,16 @@ def get_audit_summary(
         answered=counts["answered"],
         unclear=counts["unclear"],
         drawn=counts["drawn"],
-        estimate=audit_stats.estimate_accuracy(_results(audit, answers)),
+        estimate=audit_stats.estimate_accuracy(_results(answers)),
         per_class={
-            c: audit_stats.estimate_accuracy(_results(audit, answers, only_class=c))
-            for c in classes
+            c: audit_stats.estimate_accuracy(_results(answers, only_class=c)) for c in classes
         },
         stale=stale,
         stale_reason=reason,
         version_number=audit.model_version.number if audit.model_version else None,
         created_at=audit.created_at,
+        cluster_items=sum(int(info.get("clusters", 0)) for info in audit.strata.values()),
+        cluster_rows=sum(int(info.get("cluster_rows", 0)) for info in audit.strata.values()),
     )
 
 
@@ -182,8 +218,7 @@ def get_auto_accept(*, project: Project) -> AutoAccept | None:
     stale, reason = _staleness(audit, project)
     if stale:
         return AutoAccept(alpha, audit.pk, [], 0, audit.population, f"the audit is stale: {reason}")
-    answers = _answers_by_stratum(audit)
-    table = {k: (int(v["size"]), answers.get(k, [])) for k, v in audit.strata.items()}
+    table = _answers_by_stratum(audit)
     classes = sorted({audit_stats.parse_stratum(k)[0] for k in audit.strata})
     thresholds = audit_stats.auto_accept_thresholds(table, classes, alpha)
     accepted = sum(t.rows_accepted for t in thresholds)

@@ -72,35 +72,45 @@ def start_audit(
             f"No rows to audit: no unreviewed row's final label comes from {what}."
         )
     patterns = dict(Interaction.objects.filter(project=project).values_list("id", "pattern_hash"))
-    groups: dict[str, list[tuple[int, str, float | None, int | None]]] = defaultdict(list)
-    for row in population:
-        groups[_stratum_of(source, row[1], row[2])].append(row)
+    groups: dict[str, dict[str, list[tuple[int, str, float | None, int | None]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for row in population:  # stratum -> blinded-sentence cluster -> rows
+        groups[_stratum_of(source, row[1], row[2])][patterns.get(row[0], "")].append(row)
     keys = sorted(groups)
-    sizes = [len(groups[k]) for k in keys]
-    expected = [
-        float(np.mean([1.0 - (c if c is not None else 0.5) for _, _, c, _ in groups[k]]))
-        for k in keys
-    ]
-    allocation = audit_stats.allocate(sizes, expected, int(size))
+    clusters = {k: sorted(groups[k].items()) for k in keys}
+    sizes = [sum(len(rows) for _, rows in clusters[k]) for k in keys]
+    expected = [_expected_error(clusters[k]) for k in keys]
+    allocation = audit_stats.allocate(
+        sizes, expected, int(size), clusters=[[len(rows) for _, rows in clusters[k]] for k in keys]
+    )
     seed = secrets.randbits(32) if seed is None else int(seed)
     rng = np.random.default_rng(seed)
     items, strata = [], {}
-    for key, take, err in zip(keys, allocation, expected, strict=True):
-        # Pattern order (ties in random order): the systematic draw spreads over patterns.
-        members = sorted(groups[key], key=lambda r: (patterns.get(r[0], ""), rng.random()))
-        strata[key] = {"size": len(members), "sample": take, "expected_error": round(err, 6)}
-        for position in audit_stats.systematic_sample(len(members), take, rng):
-            interaction_id, shown, confidence, rule_id = members[position]
-            items.append(
-                AuditItem(
-                    interaction_id=interaction_id,
-                    stratum=key,
-                    inclusion_probability=take / len(members),
-                    shown_class=shown,
-                    confidence=confidence,
-                    rule_id=rule_id,
-                )
-            )
+    for key, total, take, err in zip(keys, sizes, allocation, expected, strict=True):
+        plan = audit_stats.plan_stratum([len(rows) for _, rows in clusters[key]], take)
+        for index, count in sorted(plan.items()):  # these items stand for the whole pattern
+            rows = clusters[key][index][1]
+            for position in rng.choice(len(rows), size=count, replace=False):
+                items.append(_item(key, rows[int(position)], count / len(rows), len(rows)))
+        # The rest in pattern order (ties in random order): the systematic draw spreads over them.
+        rest = [
+            (text, rng.random(), row)
+            for index, (text, rows) in enumerate(clusters[key])
+            if index not in plan
+            for row in rows
+        ]
+        rest.sort(key=lambda entry: entry[:2])
+        left = take - sum(plan.values())
+        for position in audit_stats.systematic_sample(len(rest), left, rng):
+            items.append(_item(key, rest[position][2], left / len(rest)))
+        strata[key] = {
+            "size": total,
+            "sample": take,
+            "expected_error": round(err, 6),
+            "clusters": len(plan),
+            "cluster_rows": total - len(rest),
+        }
     with transaction.atomic():
         audit = Audit.objects.create(
             project=project,
@@ -117,6 +127,25 @@ def start_audit(
         AuditItem.objects.bulk_create(items)
         _queue_blind(audit)
     return audit
+
+
+def _expected_error(clusters) -> float:
+    """Mean 1 - confidence over a stratum's rows (0.5 where a row has none, as rules)."""
+    confidences = [row[2] for _, rows in clusters for row in rows]
+    return float(np.mean([1.0 - (c if c is not None else 0.5) for c in confidences]))
+
+
+def _item(stratum: str, row, probability: float, cluster_rows: int | None = None) -> AuditItem:
+    interaction_id, shown, confidence, rule_id = row
+    return AuditItem(
+        interaction_id=interaction_id,
+        stratum=stratum,
+        inclusion_probability=probability,
+        shown_class=shown,
+        confidence=confidence,
+        rule_id=rule_id,
+        cluster_rows=cluster_rows,
+    )
 
 
 def _queue_blind(audit: Audit) -> None:

@@ -98,6 +98,10 @@ def _right_except_unsure(item) -> str:
 def test_the_draw_is_stratified_over_model_rows_only_with_inclusion_probabilities(
     model_project, curator_carl
 ):
+    # Free text: every row its own sentence, so no pattern is taken whole.
+    for n, interaction in enumerate(model_project.interactions.all()):
+        interaction.pattern_hash = f"distinct-{n}"
+        interaction.save(update_fields=["pattern_hash"])
     audit = audit_service.start_audit(project=model_project, user=curator_carl, size=40, seed=7)
     items = list(audit.items.all())
     assert len(items) == 40 and audit.population == 198  # 200 minus the seed and the review
@@ -105,6 +109,7 @@ def test_the_draw_is_stratified_over_model_rows_only_with_inclusion_probabilitie
     labeled = set(Label.objects.values_list("interaction_id", flat=True))
     assert not labeled & {i.interaction_id for i in items}
     assert sum(s["size"] for s in audit.strata.values()) == 198
+    assert not any(item.cluster_rows for item in items)
     for item in items:
         info = audit.strata[item.stratum]
         assert item.inclusion_probability == pytest.approx(info["sample"] / info["size"])
@@ -113,6 +118,31 @@ def test_the_draw_is_stratified_over_model_rows_only_with_inclusion_probabilitie
     # The unsure pattern (30 rows at 0.6) gets well over its 15 % share (6) of the 40 items.
     unsure = [i for i in items if i.confidence == 0.6]
     assert len(unsure) >= 9
+
+
+def test_a_sentence_pattern_as_large_as_the_step_is_taken_whole(
+    model_project, curator_carl, reviewer_rita
+):
+    # Templated text: each stratum is one sentence pattern, so each is taken with certainty;
+    # the spare items go to the patterns by size and test the same-sentence assumption.
+    audit = audit_service.start_audit(project=model_project, user=curator_carl, size=40, seed=7)
+    items = list(audit.items.select_related("interaction"))
+    assert len(items) == 40
+    for key, info in audit.strata.items():
+        assert info["clusters"] == 1 and info["cluster_rows"] == info["size"]
+        members = [i for i in items if i.stratum == key]
+        assert len(members) == info["sample"] >= 1
+        assert len({i.interaction.pattern_hash for i in members}) == 1
+        assert all(i.cluster_rows == info["size"] for i in members)
+        assert all(
+            i.inclusion_probability == pytest.approx(info["sample"] / info["size"]) for i in members
+        )
+    biggest = max(audit.strata.values(), key=lambda info: info["size"])
+    assert biggest["sample"] >= 40 * biggest["size"] / 198 - 1
+    assert _answer(model_project, reviewer_rita, limit=3) == 3
+    summary = get_audit_summary(project=model_project)
+    assert summary.cluster_items == 3 and summary.cluster_rows == 198
+    assert "same blinded sentence" in summary.cluster_assumption
 
 
 def test_rule_labels_are_audited_separately(model_project, curator_carl):
@@ -152,9 +182,11 @@ def test_the_estimate_matches_the_truth_per_class_and_in_the_card(
     audit = audit_service.start_audit(project=model_project, user=curator_carl, size=60, seed=3)
     assert _answer(model_project, reviewer_rita, _right_except_unsure) == audit.items.count()
     summary = get_audit_summary(project=model_project)
-    # Truth: the 30 rows at 0.6 are wrong (one of them may be labeled), the rest right.
+    # Truth: the 30 rows at 0.6 are wrong, the rest right. Each stratum is one sentence
+    # pattern taken whole and its answers agree, so the estimate is exact.
     assert summary.answered == 60 and not summary.stale
-    assert summary.estimate.low <= 168 / 198 <= summary.estimate.high
+    assert summary.estimate.value == pytest.approx(168 / 198)
+    assert summary.estimate.low == pytest.approx(168 / 198) == summary.estimate.high
     assert summary.per_class["Antagonistic"].value > 0.95
     assert summary.per_class["Synergistic"].high < 0.9
     card = build_export_card(project=model_project, filters=make_filters(project=model_project))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -132,3 +133,78 @@ def test_rubber_stamp_needs_a_real_gap():
     assert not stats.rubber_stamp(stats.agreement(18, 20), stats.agreement(95, 100))
     assert not stats.rubber_stamp(stats.agreement(1, 3), assisted)  # too few blind items
     assert stats.agreement(0, 0).rate is None
+
+
+def test_plan_takes_patterns_as_large_as_the_step_whole_and_keeps_items_for_the_rest():
+    # 1,000 rows: one pattern of 600, one of 300, 100 single rows; 10 items, step 100.
+    sizes = [600, 300] + [1] * 100
+    plan = stats.plan_stratum(sizes, 10)
+    assert plan == {0: 1, 1: 1}  # the two big patterns, one item each; 8 items for the rest
+    # Free text (every cluster one row): nothing is taken whole until the census.
+    assert stats.plan_stratum([1] * 50, 10) == {}
+    assert sorted(stats.plan_stratum([1] * 5, 10)) == [0, 1, 2, 3, 4]
+    # Patterns cover the stratum: spare items go to them by size, capped by their rows.
+    plan = stats.plan_stratum([90, 9, 1], 20)
+    assert sum(plan.values()) == 20 and plan[0] > plan[1] >= 1 and plan[2] == 1
+    # At least one item stays for rows outside the patterns taken whole.
+    assert stats.plan_stratum([500, 10], 1) == {}
+
+
+def test_a_cluster_is_known_when_its_answers_agree_and_sampled_when_they_do_not():
+    known = stats.cluster_result("a#0", 500, [True, True])
+    assert (known.answered, known.correct, known.items) == (500, 500, 2)
+    split = stats.cluster_result("a#1", 500, [True, False])
+    assert (split.size, split.answered, split.correct) == (500, 2, 1)
+    est = stats.estimate_accuracy(
+        stats.stratum_results("a", 0, [], [(500, [True]), (300, [False])])
+        + stats.stratum_results("b", 200, [True] * 20, [])
+    )
+    assert est.audited == 22 and est.low <= 700 / 1000 <= est.high
+    assert est.value == pytest.approx(0.5 + 0.2)  # 500 known right, 300 known wrong, b all right
+
+
+def _simulate_clusters(rng, audits=200, n=150):
+    """A templated population: 40 patterns of Zipf-like sizes, each all right or all wrong,
+    in strata by a noisy confidence; plus 3,000 free-text rows right with probability 0.9."""
+    sizes = np.maximum((20_000 / np.arange(1, 41) ** 1.1).astype(int), 20)
+    right = rng.random(40) > 0.1
+    band = np.where(right, 6, rng.integers(3, 7, size=40))
+    rows_by_stratum: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
+    for p in range(40):
+        rows_by_stratum[str(band[p])].append((p, int(sizes[p]), bool(right[p])))
+    free = rng.random(3_000) < 0.9
+    truth = (sizes[right].sum() + free.sum()) / (sizes.sum() + free.size)
+    covered, widths, plain_widths = 0, [], []
+    keys = [*sorted(rows_by_stratum), "free"]
+    clusters = [[s for _, s, _ in rows_by_stratum[k]] for k in keys[:-1]] + [[1] * free.size]
+    totals = [sum(c) for c in clusters]
+    for d in range(audits):
+        for use_clusters, out in ((True, widths), (False, plain_widths)):
+            alloc = stats.allocate(
+                totals, [0.05] * len(keys), n, clusters=clusters if use_clusters else None
+            )
+            results = []
+            for k, take in zip(keys, alloc, strict=True):
+                if k == "free":
+                    picked = free[rng.permutation(free.size)[:take]]
+                    results.append(stats.StratumResult(k, free.size, take, int(picked.sum())))
+                    continue
+                members = rows_by_stratum[k]
+                plan = stats.plan_stratum([s for _, s, _ in members], take) if use_clusters else {}
+                rest = np.concatenate(
+                    [np.full(s, r) for i, (_, s, r) in enumerate(members) if i not in plan] or [[]]
+                ).astype(bool)
+                picked = rest[rng.permutation(rest.size)[: take - sum(plan.values())]]
+                got = [(members[i][1], [members[i][2]] * c) for i, c in sorted(plan.items())]
+                results += stats.stratum_results(k, rest.size, picked.tolist(), got)
+            est = stats.estimate_accuracy(results, seed=d, draws=2000)
+            if use_clusters:
+                covered += est.low <= truth <= est.high
+            out.append(est.high - est.low)
+    return covered / audits, float(np.mean(widths)), float(np.mean(plain_widths))
+
+
+def test_taking_patterns_whole_keeps_coverage_and_narrows_the_interval():
+    coverage, width, plain = _simulate_clusters(np.random.default_rng(5))
+    assert coverage >= 0.93
+    assert width < 0.7 * plain, (width, plain)

@@ -157,6 +157,11 @@ def _audit_markdown(card: dict) -> list[str]:
             f"{summary['audit_id']} of {summary['date']}, model version "
             f"{summary['model_version'] or 'n/a'}{stale}"
         )
+        if summary.get("pattern_items"):
+            lines.append(
+                f"  - {summary['pattern_items']} items stand for their whole sentence pattern "
+                f"({summary['pattern_rows']} rows): {summary['pattern_assumption']}"
+            )
         for name, est in summary["per_class"].items():
             lines.append(
                 f"  - {_md(name)}: {_pct(est['value'])} ({_pct(est['low'])} to "

@@ -8,13 +8,14 @@ trained model. Each strategy then runs R rounds (annotations/services/loop.py): 
 the strategy's order, answer them with the reference labeler through the label service, retrain
 through the run service (the promotion rule applies), pseudo-label with the new version if it was
 promoted. After every round the FINAL labels (review > seed > rule > model) of all rows are
-scored against tests/data/drugbank_reference_patterns.csv.
+scored against tests/data/drugbank_reference_patterns.csv (``--data full``: the 192,284-row
+set against tests/data/drugbank_full_reference_patterns.csv, 86 patterns).
 
 Strategies: `default` (the review queue page exactly as the app orders it: lowest confidence
 first with at most a few rows per sentence pattern), `lowest-confidence` (the same selector in
 strict order, as "Start reviewing" hands items out), `random` (seeded uniform sample).
 
-    .venv/bin/python bench/loop.py [--rounds 3] [--per-round 20]
+    .venv/bin/python bench/loop.py [--data sample|full] [--rounds 3] [--per-round 20]
         [--strategies default,random,lowest-confidence] [--backbone NAME] [--epochs N] [--keep]
 
 Smoke run: ``--backbone tiny-random-bert --rounds 1``. Writes bench/out/loop.png and loop.json.
@@ -33,12 +34,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._measure import OUT, REFERENCE_CSV, SAMPLE_CSV, SEED_CSV, print_table
+from bench._measure import DATA, OUT, REFERENCE_CSV, REPO, SAMPLE_CSV, SEED_CSV, print_table
 
 PG = "postgres://postgres@127.0.0.1:5432/"
 PG_ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
 BASE = "ddi_bench_loop_base"
 TARGET = 0.995
+# --data: the interactions imported and the per-pattern reference they are scored against.
+DATASETS = {
+    "sample": (SAMPLE_CSV, REFERENCE_CSV),
+    "full": (
+        DATA / "drugbank_ddi_full.csv",
+        REPO / "tests" / "data" / "drugbank_full_reference_patterns.csv",
+    ),
+}
 
 
 def _postgres_up() -> bool:
@@ -94,8 +103,8 @@ class Databases:
             _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def prepare_round_zero(params: dict) -> dict:
-    """Import the sample + seeds, train, pseudo-label (the app's services). Returns timings."""
+def prepare_round_zero(params: dict, data: str) -> dict:
+    """Import the data set + seeds, train, pseudo-label (the app's services). Returns timings."""
     from annotations.models import DEFAULT_PROJECT_NAME, ModelVersion, Project, Run
     from annotations.services.importing import ColumnMapping, import_interactions
     from annotations.services.jobs import run_job_inline
@@ -104,7 +113,7 @@ def prepare_round_zero(params: dict) -> dict:
     project = Project.objects.get(name=DEFAULT_PROJECT_NAME)
     timings = {}
     started = time.perf_counter()
-    import_interactions(project=project, path=SAMPLE_CSV, mapping=ColumnMapping())
+    import_interactions(project=project, path=DATASETS[data][0], mapping=ColumnMapping())
     outcome = import_interactions(
         project=project, path=SEED_CSV, mapping=ColumnMapping(label="label")
     )
@@ -139,7 +148,7 @@ def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list[dic
     from annotations.services.loop import artifacts_in, load_reference_csv, simulate
 
     project = Project.objects.get(name=DEFAULT_PROJECT_NAME)
-    reference = load_reference_csv(path=REFERENCE_CSV, project=project)
+    reference = load_reference_csv(path=DATASETS[args.data][1], project=project)
 
     def report(result) -> None:
         t = result.training
@@ -198,7 +207,7 @@ def run_strategies(strategies, args, databases: Databases, workdir: Path) -> dic
     running: dict[str, subprocess.Popen] = {}
     results: dict[str, list] = {}
     forwarded = ["--rounds", str(args.rounds), "--per-round", str(args.per_round)]
-    forwarded += ["--seed", str(args.seed)]
+    forwarded += ["--seed", str(args.seed), "--data", args.data]
     if args.backbone:
         forwarded += ["--backbone", args.backbone]
     if args.epochs:
@@ -317,6 +326,12 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument(
+        "--data",
+        choices=sorted(DATASETS),
+        default="sample",
+        help="sample: 7,073 rows, 43 patterns; full: the 192,284-row DrugBank set, 86 patterns",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-round", type=int, default=20)
     parser.add_argument("--strategies", default="default,random,lowest-confidence")
@@ -367,7 +382,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         call_command("migrate", verbosity=0)
-        timings = prepare_round_zero(params)
+        timings = prepare_round_zero(params, args.data)
         connections.close_all()  # a template database must have no open connection
         t0 = time.perf_counter()
         results = run_strategies(strategies, args, databases, workdir)
@@ -378,14 +393,17 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     total = time.perf_counter() - started
     print(
-        f"\nbackbone {backbone}, epochs {args.epochs or 'default'}; {args.rounds} rounds x "
+        f"\ndata {args.data}; backbone {backbone}, epochs {args.epochs or 'default'}; "
+        f"{args.rounds} rounds x "
         f"{args.per_round} reviews; {results[strategies[0]][0]['rows']} rows scored; "
         f"total {total / 60:.1f} min ({args.jobs} strategies at a time)"
     )
     print_summary(results, args)
     OUT.mkdir(parents=True, exist_ok=True)
-    plot(results, OUT / "loop.png", f"{backbone}, {args.per_round} reviews per round")
+    name = "loop" if args.data == "sample" else f"loop-{args.data}"
+    plot(results, OUT / f"{name}.png", f"{args.data}: {backbone}, {args.per_round} reviews/round")
     payload = {
+        "data": args.data,
         "backbone": backbone,
         "epochs": args.epochs,
         "rounds": args.rounds,
@@ -393,8 +411,8 @@ def main() -> None:
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "results": results,
     }
-    (OUT / "loop.json").write_text(json.dumps(payload, indent=2))
-    print(f"wrote {OUT / 'loop.png'} and {OUT / 'loop.json'}")
+    (OUT / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    print(f"wrote {OUT / (name + '.png')} and {OUT / (name + '.json')}")
 
 
 if __name__ == "__main__":

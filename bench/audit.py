@@ -7,6 +7,10 @@ on the FULL DrugBank set (192,284 rows), in two states:
 2. seeds + 40 queue reviews: the 40 rows the review queue hands out first (most uncertain first,
    at most 2 rows per pattern) answered with the reference, then a retrain on the 232 labels.
 
+and a stress state (``--flip 0.02``): seeds only, with 2 % of each pattern's rows given the other
+right class at random, which breaks the assumption that rows with the same blinded sentence share
+the right class (the certainty clusters rest on it; the ablation without them does not).
+
 The unreviewed population is every row except the labelled ones. Per state, one run prints:
 
 - the true accuracy of the unreviewed model labels;
@@ -105,29 +109,35 @@ class State:
 
 
 def audit_draw(
-    state: State, strata: dict, size: int, rng, method: str = "width", clustered: bool = True
+    state: State,
+    strata: dict,
+    truth: dict,
+    size: int,
+    rng,
+    method: str = "width",
+    clustered: bool = True,
 ) -> dict:
-    """stratum -> (rows drawn at random, their answers, certainty clusters as (rows, right))."""
+    """stratum -> (rows drawn at random, their answers, certainty clusters as (rows, answers)).
+
+    `truth[key]` is each row's correctness, aligned with `strata[key]` (pattern per row)."""
     keys = sorted(strata)
     sizes = [len(strata[k]) for k in keys]
     expected = [state.expected_error[k] for k in keys]
     groups = {k: Counter(strata[k].tolist()) for k in keys}  # pattern -> rows in the stratum
     clusters = [list(groups[k].values()) for k in keys] if clustered else None
     answers = {}
-    for key, take in zip(
-        keys, stats.allocate(sizes, expected, size, method, clusters), strict=True
-    ):
+    allocation = stats.allocate(sizes, expected, size, method, clusters)
+    for key, take in zip(keys, allocation, strict=True):
         patterns = list(groups[key])
         plan = stats.plan_stratum(list(groups[key].values()), take) if clustered else {}
         certain = {patterns[i]: n for i, n in plan.items()}
-        rows = strata[key][~np.isin(strata[key], list(certain))] if certain else strata[key]
-        picked = stats.systematic_sample(len(rows), take - sum(plan.values()), rng)
-        answers[key] = (
-            len(rows),
-            [bool(state.correct[rows[p]]) for p in picked],
-            # every row of a pattern shares its truth in the reference: n answers, all alike
-            [(groups[key][p], [bool(state.correct[p])] * n) for p, n in sorted(certain.items())],
-        )
+        got = []
+        for pattern, n in sorted(certain.items()):
+            where = np.flatnonzero(strata[key] == pattern)
+            got.append((len(where), truth[key][rng.choice(where, size=n, replace=False)].tolist()))
+        rest = np.flatnonzero(~np.isin(strata[key], list(certain)))
+        picked = stats.systematic_sample(len(rest), take - sum(plan.values()), rng)
+        answers[key] = (len(rest), truth[key][rest[picked]].tolist(), got)
     return answers
 
 
@@ -138,36 +148,48 @@ def estimate(strata_answers: dict, seed: int) -> stats.Estimate:
     return stats.estimate_accuracy(results, seed=seed, draws=4000)
 
 
-def evaluate(state: State, counts: np.ndarray, naive: float, draws: int, seed: int) -> dict:
+def evaluate(
+    state: State, counts: np.ndarray, naive: float, draws: int, seed: int, flip: float = 0.0
+) -> dict:
+    """`flip`: share of each pattern's rows whose right class is the other one (a stress test
+    of the same-sentence assumption; 0 = the reference as it is)."""
     rng = np.random.default_rng(seed)
-    truth = float(counts[state.correct].sum() / counts.sum())
     strata = state.strata(counts)
+    truth_rows = {
+        k: state.correct[v] ^ (rng.random(len(v)) < flip) for k, v in sorted(strata.items())
+    }
+    everything = np.concatenate([truth_rows[k] for k in sorted(strata)])
+    truth = float(everything.mean())
     state.expected_error = {k: float(np.mean(1.0 - state.confidence[v])) for k, v in strata.items()}
-    rows = np.repeat(np.arange(len(counts)), counts)
     ours, plain, neyman, srs, exceed = [], [], [], [], {150: [], 1000: []}
     accepted_share = {150: [], 1000: []}
     classes = sorted(set(state.predicted.tolist()))
     for d in range(draws):
-        answers = audit_draw(state, strata, AUDIT_SIZE, rng)
+        answers = audit_draw(state, strata, truth_rows, AUDIT_SIZE, rng)
         ours.append(estimate(answers, d))
-        plain.append(estimate(audit_draw(state, strata, AUDIT_SIZE, rng, clustered=False), d))
-        neyman.append(estimate(audit_draw(state, strata, AUDIT_SIZE, rng, "neyman", False), d))
-        pick = rng.choice(rows, size=AUDIT_SIZE, replace=False)
-        right = int(state.correct[pick].sum())
+        other = audit_draw(state, strata, truth_rows, AUDIT_SIZE, rng, clustered=False)
+        plain.append(estimate(other, d))
+        other = audit_draw(state, strata, truth_rows, AUDIT_SIZE, rng, "neyman", False)
+        neyman.append(estimate(other, d))
+        right = int(everything[rng.choice(len(everything), size=AUDIT_SIZE, replace=False)].sum())
         srs.append(
-            stats.estimate_accuracy([stats.StratumResult("all", len(rows), AUDIT_SIZE, right)])
+            stats.estimate_accuracy(
+                [stats.StratumResult("all", len(everything), AUDIT_SIZE, right)]
+            )
         )
         for size in exceed:
-            calib = answers if size == AUDIT_SIZE else audit_draw(state, strata, size, rng)
+            calib = (
+                answers if size == AUDIT_SIZE else audit_draw(state, strata, truth_rows, size, rng)
+            )
             thresholds = stats.auto_accept_thresholds(calib, classes, ALPHA)
             accepted_rows = wrong_rows = 0
             for t in thresholds:
                 for band in t.bands_accepted:
-                    members = strata[stats.stratum_key(t.predicted_class, band)]
+                    members = truth_rows[stats.stratum_key(t.predicted_class, band)]
                     accepted_rows += len(members)
-                    wrong_rows += int((~state.correct[members]).sum())
+                    wrong_rows += int((~members).sum())
             exceed[size].append(accepted_rows > 0 and wrong_rows / accepted_rows > ALPHA)
-            accepted_share[size].append(accepted_rows / len(rows))
+            accepted_share[size].append(accepted_rows / len(everything))
 
     def summary(estimates):
         covered = np.mean([e.low <= truth <= e.high for e in estimates])
@@ -204,6 +226,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument(
+        "--flip",
+        type=float,
+        default=0.02,
+        help="stress state: share of each pattern's rows given the other right class (0: off)",
+    )
     args = parser.parse_args()
     with FULL_REFERENCE.open(newline="", encoding="utf-8") as handle:
         truth = {r["pattern"]: r["label"] for r in csv.DictReader(handle)}
@@ -216,6 +244,10 @@ def main() -> None:
     examples = [TrainExample(r.text, r.label) for r in seed_rows]
     first = State(trained("seeds", examples, args.retrain), patterns, truth)
     results = {"seeds only": evaluate(first, counts, first.oof_accuracy, args.draws, 1)}
+    if args.flip:
+        results[f"seeds only, {args.flip:.0%} of each pattern's rows flipped"] = evaluate(
+            first, counts, first.oof_accuracy, args.draws, 3, flip=args.flip
+        )
 
     reviewed = queue_first(first, counts, QUEUE_REVIEWS)
     agreement = sum(take * int(first.correct[i]) for i, take in reviewed) / QUEUE_REVIEWS

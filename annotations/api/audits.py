@@ -26,6 +26,11 @@ class AuditStartIn(serializers.Serializer):
     size = serializers.IntegerField(
         min_value=1, max_value=audit_service.MAX_AUDIT_SIZE, default=audit_stats.DEFAULT_AUDIT_SIZE
     )
+    by_pattern = serializers.BooleanField(
+        default=True,
+        help_text="take sentence patterns whole (one answer stands for every row with the same "
+        "blinded sentence); false: a plain random draw of rows",
+    )
 
 
 class AutoAcceptIn(serializers.Serializer):

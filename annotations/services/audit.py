@@ -53,8 +53,14 @@ def start_audit(
     size: int = audit_stats.DEFAULT_AUDIT_SIZE,
     source: str = Audit.Source.MODEL,
     seed: int | None = None,
+    by_pattern: bool = True,
 ) -> Audit:
-    """Draw an audit of `size` rows labeled by `source` and queue them for blind review."""
+    """Draw an audit of `size` rows labeled by `source` and queue them for blind review.
+
+    `by_pattern`: take sentence patterns at least one sampling step large whole (one answer
+    stands for their rows; audit_stats.plan_stratum). Off, every row is its own cluster: the
+    plain stratified draw, which does not rest on the same-sentence assumption.
+    """
     if source not in Audit.Source.values:
         raise AuditCannotStart(f"Unknown audit source {source!r}: choose 'model' or 'rule'.")
     if not 1 <= int(size) <= MAX_AUDIT_SIZE:
@@ -76,7 +82,8 @@ def start_audit(
         lambda: defaultdict(list)
     )
     for row in population:  # stratum -> blinded-sentence cluster -> rows
-        groups[_stratum_of(source, row[1], row[2])][patterns.get(row[0], "")].append(row)
+        cluster = patterns.get(row[0], "") if by_pattern else str(row[0])
+        groups[_stratum_of(source, row[1], row[2])][cluster].append(row)
     keys = sorted(groups)
     clusters = {k: sorted(groups[k].items()) for k in keys}
     sizes = [sum(len(rows) for _, rows in clusters[k]) for k in keys]

@@ -27,6 +27,13 @@ class AuditStartForm(forms.Form):
     size = forms.IntegerField(
         min_value=1, max_value=audit_service.MAX_AUDIT_SIZE, initial=audit_stats.DEFAULT_AUDIT_SIZE
     )
+    by_pattern = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Take sentence patterns whole",
+        help_text="One answer stands for every row with the same blinded sentence (assumes they "
+        "share the right class); untick for a plain random draw of rows.",
+    )
 
 
 class AutoAcceptForm(forms.Form):
@@ -87,6 +94,7 @@ def audit_page(request: HttpRequest, project_pk: int) -> HttpResponse:
                 user=request.user,
                 size=form.cleaned_data["size"],
                 source=form.cleaned_data["source"],
+                by_pattern=form.cleaned_data["by_pattern"],
             )
         except audit_service.AuditCannotStart as exc:
             form.add_error(None, str(exc))

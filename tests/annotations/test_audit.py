@@ -290,6 +290,13 @@ def test_audit_api_roles_and_messages(model_project, reviewer_rita, curator_carl
     ok = client.put(url + "auto-accept/", {"alpha": 0.01}, format="json")
     assert ok.status_code == 200 and ok.json()["alpha"] == 0.01
     assert client.post(url, {"size": 0}, format="json").status_code == 400
+    # by_pattern false: a plain draw of rows, no pattern taken whole, so no assumption.
+    plain = client.post(url, {"size": 12, "by_pattern": False}, format="json").json()
+    assert plain["pattern_items"] == 0 and plain["pattern_assumption"] == ""
+    audit = Audit.objects.get(pk=plain["audit_id"])
+    assert audit.items.count() == 12 and not audit.items.filter(cluster_rows__isnull=False)
+    whole = client.post(url, {"size": 12}, format="json").json()
+    assert whole["pattern_items"] == 3 and "same blinded sentence" in whole["pattern_assumption"]
 
 
 def test_the_audit_page_starts_an_audit_and_shows_errors_not_500s(

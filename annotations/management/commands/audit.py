@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--start", action="store_true", help="draw a new audit")
         parser.add_argument("--size", type=int, default=audit_stats.DEFAULT_AUDIT_SIZE)
         parser.add_argument("--source", choices=Audit.Source.values, default=Audit.Source.MODEL)
+        parser.add_argument(
+            "--rows-only",
+            action="store_true",
+            help="a plain random draw of rows: no sentence pattern is taken whole",
+        )
         parser.add_argument("--alpha", help="auto-accept target error rate in (0, 0.5), or 'off'")
 
     def handle(self, *args, **options):
@@ -40,7 +45,11 @@ class Command(BaseCommand):
             if options["start"]:
                 self.stderr.write("Drawing the audit (reads every final label once)...")
                 audit = audit_service.start_audit(
-                    project=project, user=None, size=options["size"], source=options["source"]
+                    project=project,
+                    user=None,
+                    size=options["size"],
+                    source=options["source"],
+                    by_pattern=not options["rows_only"],
                 )
                 self.stdout.write(
                     f"Audit {audit.pk}: {audit.items.count()} items drawn from {audit.population} "
@@ -64,6 +73,11 @@ class Command(BaseCommand):
             )
             for name, e in summary.per_class.items():
                 self.stdout.write(f"  {name}: {_pct(e.value)} [{_pct(e.low)}, {_pct(e.high)}]")
+            if summary.cluster_items:
+                self.stdout.write(
+                    f"  {summary.cluster_items} items stand for their whole sentence pattern "
+                    f"({summary.cluster_rows} rows). {summary.cluster_assumption}"
+                )
         accept = get_auto_accept(project=project)
         if accept is not None:
             self.stdout.write(

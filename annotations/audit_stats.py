@@ -37,8 +37,9 @@ width when a stratum has no errors in its sample. Coverage and width: bench/audi
 Auto-accept uses Learn-then-Test from MAPIE (``mapie.risk_control``): for each class, bands are
 tested from the most confident down (fixed-sequence testing), each band's audited items being a
 simple random sample of that band; a band is accepted while MAPIE certifies precision >= 1 - alpha
-at confidence 1 - delta. The error among all accepted rows is a weighted mean of the accepted bands'
-errors, so it is <= alpha with probability >= 1 - delta.
+at confidence 1 - delta / C (C classes: a Bonferroni split, since each class runs its own
+sequence). The error among all accepted rows is a weighted mean of the accepted bands' errors, so
+it is <= alpha with probability >= 1 - delta.
 """
 
 from __future__ import annotations
@@ -336,8 +337,9 @@ def check_alpha(alpha: float) -> float:
     return value
 
 
-def items_needed(alpha: float, delta: float = DELTA) -> int:
+def items_needed(alpha: float, delta: float = DELTA, classes: int = 1) -> int:
     """Audited items with no error a band needs before it can be certified at `alpha`."""
+    delta = delta / max(1, classes)
     return math.ceil(math.log(delta) / math.log(1.0 - alpha))
 
 
@@ -386,6 +388,7 @@ def auto_accept_thresholds(
     to the accepted rows.
     """
     alpha = check_alpha(alpha)
+    delta = delta / max(1, len(classes))  # one sequence per class: Bonferroni over classes
 
     def parts(key):
         size, answers, *rest = strata[key]

@@ -61,7 +61,9 @@ def _page(request, project, *, start_form=None, alpha_form=None, status=200) -> 
             if has_role(request.user, Role.ADMIN)
             else None
         ),
-        items_needed=audit_stats.items_needed(project.auto_accept_alpha)
+        items_needed=audit_stats.items_needed(
+            project.auto_accept_alpha, classes=len(project.label_classes)
+        )
         if project.auto_accept_alpha
         else None,
     )

@@ -98,8 +98,8 @@ def test_auto_accept_certifies_bands_from_the_top_and_stops_at_the_first_failure
     top, mid = stats.stratum_key("Syn", 6), stats.stratum_key("Syn", 5)
     low, other = stats.stratum_key("Syn", 2), stats.stratum_key("Ant", 6)
     table = {
-        top: (100_000, [True] * 320),  # certified at 1 %
-        mid: (5_000, [True] * 330),  # certified at 1 %
+        top: (100_000, [True] * 380),  # certified at 1 % (two classes: 368 needed)
+        mid: (5_000, [True] * 390),  # certified at 1 %
         low: (2_000, [True] * 20 + [False] * 10),  # not certified: the sequence stops here
         other: (50_000, [True] * 100),  # too few items for 1 %
     }
@@ -110,7 +110,9 @@ def test_auto_accept_certifies_bands_from_the_top_and_stops_at_the_first_failure
     assert by_class["Syn"].threshold == stats.BAND_EDGES[5]
     assert by_class["Syn"].rows_accepted == 105_000
     assert "not certified" in by_class["Syn"].note
-    assert by_class["Ant"].threshold is None and "at least 299" in by_class["Ant"].note
+    # Each class runs its own sequence, so each gets delta / 2 (Bonferroni): 368 items.
+    assert stats.items_needed(0.01, classes=2) == 368
+    assert by_class["Ant"].threshold is None and "at least 368" in by_class["Ant"].note
 
 
 def test_auto_accept_never_accepts_a_band_whose_error_is_above_alpha():

@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -255,14 +252,6 @@ def _give_up(chunk: RunChunk) -> ChunkOutcome:
     return ChunkOutcome("failed")
 
 
-def _poison_check(ids: list[int]) -> None:
-    """Tests only: die like an OOM-killed process when the poison interaction is in the batch."""
-    poison = settings.DDI_TEST_POISON_INTERACTION_ID
-    if poison is not None and poison in ids:
-        logger.error("poison interaction %s in this batch: SIGKILL pid %s", poison, os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _release_chunk(chunk_id: int, owner: str) -> None:
     """Best effort: hand the chunk back at once (the database may be unreachable right now)."""
     try:
@@ -278,8 +267,6 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
     model_version = run.model_version
     scores = score_cache(predictor)
     batch_size = settings.DDI_PSEUDOLABEL_BATCH_SIZE
-    delay = settings.DDI_PSEUDOLABEL_TEST_DELAY_S
-    delay_in_transaction = settings.DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION
     cursor = chunk.cursor
     written = 0
     # Every interaction of the chunk's id range, by primary key, without an anti-join against
@@ -295,13 +282,10 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
     while True:
         if Run.objects.filter(pk=run.pk, cancel_requested=True).exists():
             raise RunStopped
-        rows = list(todo.filter(pk__gt=cursor).values_list("pk", "blinded_text")[:batch_size])
+        rows = _next_batch(todo, cursor, batch_size)
         if not rows:
             return written
-        _poison_check([pk for pk, _ in rows])
         values = scores.lookup({text for _, text in rows})
-        if delay and not delay_in_transaction:
-            time.sleep(delay)
         with transaction.atomic():
             _relax_commit_durability()
             now = timezone.now()
@@ -315,8 +299,6 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
                 lease_expires_at=now + timedelta(seconds=settings.DDI_CHUNK_LEASE_S),
             ):
                 raise LeaseLost
-            if delay and delay_in_transaction:
-                time.sleep(delay)
             inserted = write_predictions(model_version.pk, rows, values)
             if inserted != len(rows):  # some rows existed already: count what was written
                 RunChunk.objects.filter(pk=chunk.pk).update(
@@ -329,6 +311,11 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
                 raise RunStopped
         cursor = rows[-1][0]
         written += inserted
+
+
+def _next_batch(todo, cursor: int, batch_size: int) -> list[tuple[int, str]]:
+    """The next (pk, blinded_text) rows after the cursor (the fault-injection tests wrap it)."""
+    return list(todo.filter(pk__gt=cursor).values_list("pk", "blinded_text")[:batch_size])
 
 
 def _relax_commit_durability() -> None:

@@ -554,11 +554,6 @@ class _ProgressWriter:
             self.first_step = progress.step
             logger.info("training run %s: first step %s", self.run_id, progress.step)
         self._record(progress)
-        # Tests only: slow steps down AFTER recording, so the test delay does not widen the window
-        # in which a new checkpoint file is on disk but not yet in Run.cursor.
-        delay = settings.DDI_TRAIN_TEST_STEP_DELAY_S
-        if delay:
-            time.sleep(delay)
 
     def _stage(self, progress, now: float) -> str:
         """The phase in words, with the time left at this run's own pace (resumes included)."""

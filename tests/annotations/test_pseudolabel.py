@@ -20,6 +20,7 @@ from annotations.services.pseudolabel import (
 )
 from annotations.services.runs import RetryLater, cancel_run, start_pseudolabel_run
 from modeling.inference import Predictor
+from tests.harness import faults
 from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
 
 
@@ -100,15 +101,14 @@ def test_a_chunk_killed_after_one_batch_resumes_from_its_cursor(
     interactions = make_interactions(project, 40)
     run = start_pseudolabel_run(project=project)
     [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
-    small_chunks.DDI_PSEUDOLABEL_TEST_DELAY_S = 0.001
     calls = []
 
-    def die_on_second_batch(seconds):
-        calls.append(seconds)
+    def die_on_second_batch(ids):
+        calls.append(ids)
         if len(calls) == 2:
             raise SystemExit("simulated SIGKILL")
 
-    monkeypatch.setattr(pseudolabel.time, "sleep", die_on_second_batch)
+    faults.before_each_batch(die_on_second_batch, patch=monkeypatch.setattr)
     with pytest.raises(SystemExit):
         process_chunk(chunk_id=chunk_id)
     chunk = RunChunk.objects.get(pk=chunk_id)

@@ -11,7 +11,6 @@ from annotations.models import (
     ImportJob,
     Interaction,
     Label,
-    ModelVersion,
     Prediction,
     Project,
     ReviewTask,
@@ -81,22 +80,6 @@ class InteractionOut(serializers.ModelSerializer):
             return None
         label = getattr(obj, "label", None)
         return LabelOut(label).data if label is not None else None
-
-
-class ModelVersionOut(serializers.ModelSerializer):
-    class Meta:
-        model = ModelVersion
-        fields = [
-            "id",
-            "project",
-            "number",
-            "backbone",
-            "status",
-            "is_active",
-            "metrics",
-            "created_at",
-        ]
-        read_only_fields = fields
 
 
 class PredictionOut(serializers.ModelSerializer):

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from annotations.exceptions import DomainError, NoActiveModelVersion
+from annotations.exceptions import EvaluationError, NoActiveModelVersion
 from annotations.models import Interaction, Label, ModelVersion, Prediction, Project
 
 NEGATIVE_CLASS_NAMES = ("negative", "none", "false", "no interaction")
-
-
-class EvaluationError(DomainError):
-    """The requested evaluation cannot be computed (no references, unknown class...)."""
 
 
 def default_positive_classes(classes: Sequence[str]) -> list[str]:

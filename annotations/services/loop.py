@@ -32,7 +32,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from annotations.exceptions import DomainError
+from annotations.exceptions import DomainError, InvalidReferenceFile
 from annotations.models import Interaction, Label, ModelVersion, Project, ReviewSkip, Run
 from annotations.roles import Role
 from annotations.selectors.final_labels import FinalLabelStats, iter_final_labels
@@ -48,10 +48,6 @@ from annotations.services.runs import start_retrain_run
 
 STRATEGIES = ("default", "random", "lowest-confidence")
 SIMULATED_REVIEWER = "loop-simulated-reviewer"
-
-
-class ReferenceError(DomainError):
-    """The reference file cannot be used (missing, wrong columns, unknown classes)."""
 
 
 # --- the reference ------------------------------------------------------------------------------
@@ -72,19 +68,19 @@ def load_reference_csv(*, path: Path, project: Project) -> Reference:
     """Read a `pattern,label` CSV (other columns ignored); classes must be the project's."""
     path = Path(path)
     if not path.is_file():
-        raise ReferenceError(f"reference file {path} does not exist")
+        raise InvalidReferenceFile(f"reference file {path} does not exist")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"pattern", "label"} - set(reader.fieldnames or [])
         if missing:
-            raise ReferenceError(
+            raise InvalidReferenceFile(
                 f"{path.name}: needs the columns pattern,label "
                 f"(missing: {', '.join(sorted(missing))})"
             )
         mapping = {}
         for line, row in enumerate(reader, start=2):
             if row["label"] not in project.label_classes:
-                raise ReferenceError(
+                raise InvalidReferenceFile(
                     f"{path.name} line {line}: {row['label']!r} is not a class of project "
                     f"{project.name!r} (classes: {', '.join(project.label_classes)})"
                 )

@@ -343,14 +343,6 @@ def finish_run(
     return True
 
 
-def record_progress(*, run_id: int, done: int, total: int, stage: str) -> bool:
-    """Write progress + heartbeat; returns False when the run was cancelled meanwhile."""
-    Run.objects.filter(pk=run_id, state=Run.State.RUNNING).update(
-        progress_done=done, progress_total=total, stage=stage[:200], heartbeat_at=timezone.now()
-    )
-    return not Run.objects.filter(pk=run_id, cancel_requested=True).exists()
-
-
 # --- cancelling ---------------------------------------------------------------------------------
 
 

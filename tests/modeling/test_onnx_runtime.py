@@ -14,13 +14,9 @@ import torch
 from modeling import onnx_runtime
 from modeling.artifacts import update_model_json
 from modeling.cli import main
+from modeling.export import export_onnx, measure_onnx_int8_agreement
 from modeling.inference import BACKEND_ENV, Predictor, resolve_backend
-from modeling.onnx_runtime import (
-    ONNX_INT8_FIELD,
-    export_onnx,
-    measure_onnx_int8_agreement,
-    onnx_paths,
-)
+from modeling.onnx_runtime import ONNX_INT8_FIELD, onnx_paths
 
 
 def _one_member(tiny_model):
@@ -153,10 +149,9 @@ def test_loading_any_backend_never_unpickles(exported_model, monkeypatch):
         assert Predictor.load(exported_model, backend=backend).backend == backend
 
 
-def test_backend_comes_from_the_argument_then_quantize_then_the_environment(monkeypatch):
+def test_backend_comes_from_the_argument_then_the_environment(monkeypatch):
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert resolve_backend(None) == "torch"
-    assert resolve_backend(None, quantize=True) == "torch-int8"
     monkeypatch.setenv(BACKEND_ENV, "onnx-int8")
     assert resolve_backend(None) == "onnx-int8"
     assert resolve_backend("onnx") == "onnx"

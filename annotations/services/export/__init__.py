@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.exceptions import DomainError
+from annotations.exceptions import InvalidExportFilter
 from annotations.models import Project
 from annotations.selectors.final_labels import (
     FinalLabelFilters,
@@ -33,7 +33,6 @@ __all__ = [
     "CONTENT_TYPES",
     "FORMATS",
     "ExportResult",
-    "InvalidExportFilter",
     "build_export_card",
     "columns_for",
     "filters_from_query",
@@ -41,10 +40,6 @@ __all__ = [
     "stream_export",
     "write_export",
 ]
-
-
-class InvalidExportFilter(DomainError):
-    """An export option that cannot be applied (unknown format, source or class)."""
 
 
 def make_filters(

@@ -7,6 +7,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotations.final_label_order import SOURCES
 from annotations.models import (
     ImportJob,
     Interaction,
@@ -20,7 +21,6 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
-from annotations.services.final_labels import SOURCES
 from annotations.services.training import get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def evaluate_model_version(
 
 
 def _active_version(project: Project) -> ModelVersion:
-    version = ModelVersion.objects.filter(project=project, is_active=True).first()
+    version = ModelVersion.objects.active_for(project)
     if version is None:
         raise NoActiveModelVersion(
             f"project {project.name!r} has no active model version: train one first"

@@ -227,7 +227,7 @@ def retrain(*, project: Project, user: AbstractBaseUser | None, params: dict) ->
     if run.state != Run.State.SUCCEEDED:
         raise DomainError(f"retrain run {run.pk} ended {run.state}: {run.error}")
     result = run.result or {}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = ModelVersion.objects.active_for(project)
     return Training(
         version=result.get("model_version_number"),
         promoted=bool(result.get("promoted")),
@@ -426,7 +426,7 @@ def preview_loop(
     it wrote (a real reviewer saving one of the same items, or a real training run, waits until
     the preview ends; on SQLite the whole database is write-locked), so run it at a quiet time.
     """
-    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+    if ModelVersion.objects.active_for(project) is None:
         raise DomainError(
             f"project {project.name!r} has no active model version: train one before a preview"
         )

@@ -33,12 +33,12 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import Interaction, ModelVersion, Prediction, Run, RunChunk
+from annotations.services.dispatch import send_chunk
 from annotations.services.runs import (
     RetryLater,
     claim_run,
     complete_pseudolabel_run_if_done,
     finish_run,
-    send_chunk,
     worker_identity,
 )
 

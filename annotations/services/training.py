@@ -85,7 +85,7 @@ def gather_training_examples(
             continue
         examples.append(TrainExample(text=text, label=label_class))
         counts[source] = counts.get(source, 0) + 1
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = ModelVersion.objects.active_for(project)
     if include_pseudo_labels_above is not None and active is not None:
         has_label = Label.objects.filter(interaction=OuterRef("interaction"))
         was_reviewed = LabelEvent.objects.filter(
@@ -458,7 +458,8 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
     with transaction.atomic():
         active = (
             ModelVersion.objects.select_for_update()
-            .filter(project_id=model_version.project_id, is_active=True)
+            .active()
+            .filter(project_id=model_version.project_id)
             .exclude(pk=model_version.pk)
             .first()
         )

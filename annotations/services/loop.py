@@ -44,6 +44,7 @@ from annotations.selectors.queue import (
 )
 from annotations.services.jobs import run_job_inline
 from annotations.services.labels import record_review, skip_interaction
+from annotations.services.ml import forget_predictors
 from annotations.services.runs import start_retrain_run
 
 STRATEGIES = ("default", "random", "lowest-confidence")
@@ -447,13 +448,5 @@ def preview_loop(
             transaction.set_rollback(True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        _forget_predictors(folder)
+        forget_predictors(folder)
     return results
-
-
-def _forget_predictors(folder: Path) -> None:
-    """Drop cached Predictors loaded from the deleted folder (their ids are rolled back too)."""
-    from annotations.services import pseudolabel
-
-    for key in [k for k in pseudolabel._PREDICTORS if str(k[1]).startswith(str(folder))]:
-        pseudolabel._PREDICTORS.pop(key, None)

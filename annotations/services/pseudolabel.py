@@ -23,7 +23,6 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -34,6 +33,7 @@ from django.utils import timezone
 
 from annotations.models import Interaction, ModelVersion, Prediction, Run, RunChunk
 from annotations.services.dispatch import send_chunk
+from annotations.services.ml import get_predictor, why_unsure
 from annotations.services.runs import (
     RetryLater,
     claim_run,
@@ -43,14 +43,10 @@ from annotations.services.runs import (
 )
 
 if TYPE_CHECKING:
-    from modeling.inference import Predictor
-    from modeling.uncertainty import Scores
+    from annotations.services.ml import Predictor, Scores
 
 logger = logging.getLogger(__name__)
 
-# One loaded model per worker process; a couple of versions at most (memory stays bounded).
-_PREDICTORS: dict[tuple[int, str], Predictor] = {}
-_MAX_CACHED_PREDICTORS = 2
 # Distinct blinded texts whose prediction values a worker keeps per loaded model version.
 SCORE_CACHE_ENTRIES = 50_000
 
@@ -61,21 +57,6 @@ class RunStopped(Exception):
 
 class LeaseLost(Exception):
     """Another worker took this chunk over (our lease expired); the batch is rolled back."""
-
-
-def get_predictor(model_version: ModelVersion) -> Predictor:
-    """The Predictor of a model version, loaded once per worker process."""
-    # The folder is part of the key: ids can be reused (SQLite, test databases).
-    key = (model_version.pk, model_version.artifact_path)
-    predictor = _PREDICTORS.get(key)
-    if predictor is None:
-        from modeling.inference import Predictor  # torch loads only in processes that predict
-
-        predictor = Predictor.load(Path(model_version.artifact_path), device=settings.DDI_DEVICE)
-        while len(_PREDICTORS) >= _MAX_CACHED_PREDICTORS:
-            _PREDICTORS.pop(next(iter(_PREDICTORS)))
-        _PREDICTORS[key] = predictor
-    return predictor
 
 
 def missing_interactions(model_version: ModelVersion):
@@ -406,8 +387,6 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
     distinct text."""
     import numpy as np
 
-    from modeling.uncertainty import reasons
-
     probs = np.clip(scores.probabilities.astype(np.float64), 0.0, 1.0)
     order = np.sort(probs, axis=1)
     top1 = order[:, -1]
@@ -428,7 +407,7 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
             "agreement": round(float(scores.agreement[i]), 4),
         }
         # Why it is unsure, in a pharmacist's words, for the review page (computed once here).
-        signals["why"] = reasons(
+        signals["why"] = why_unsure(
             signals["seen"], signals["novelty"], signals["direction"], signals["agreement"]
         )
         suffix = (

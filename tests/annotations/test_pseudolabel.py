@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotations.exceptions import NoActiveModelVersion
 from annotations.models import Prediction, Run, RunChunk
-from annotations.services import pseudolabel
+from annotations.services import ml, pseudolabel
 from annotations.services.pseudolabel import (
     plan_pseudolabel_run,
     process_chunk,
@@ -270,7 +270,7 @@ def test_each_distinct_text_is_scored_once_per_worker_across_batches_and_chunks(
     project, version, small_chunks, monkeypatch
 ):
     interactions = make_interactions(project, 120)  # 6 patterns, 3 chunks, 8 batches
-    monkeypatch.setattr(pseudolabel, "_PREDICTORS", {})  # a fresh worker process
+    monkeypatch.setattr(ml, "_PREDICTORS", {})  # a fresh worker process
     scored: list[str] = []
     predictor = pseudolabel.get_predictor(version)
     original = predictor.score

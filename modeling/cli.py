@@ -126,6 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--backend",
         type=_backend_name,
         choices=("torch", "onnx", "onnx-int8"),
+        default=os.environ.get("DDI_INFERENCE_BACKEND") or None,
         help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
     )
     _add_device_option(predict)

@@ -5,8 +5,8 @@ sentences repeat a few dozen patterns), unique texts are tokenized in one call a
 length so each batch pads only to its own longest text, LoRA is merged into the backbone weights,
 and autograd is off.
 
-Backends (``Predictor.load(..., backend=...)``, default from the ``DDI_INFERENCE_BACKEND``
-environment variable, else ``"torch"``):
+Backends (``Predictor.load(..., backend=...)``, default ``"torch"``; the app passes its setting
+``DDI_INFERENCE_BACKEND``, the command line its ``--backend`` option):
 
 - ``torch``: fp32 PyTorch, the reference.
 - ``onnx``: the merged model exported to ONNX and run by ONNX Runtime, fp32 (same probabilities
@@ -21,7 +21,6 @@ Whenever ONNX Runtime is missing or the export fails, the Predictor warns and us
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -56,7 +55,6 @@ WINDOW_SIZE = 4096
 # Measured on 768 distinct DrugBank sentences, ONNX Runtime, 2 cores: CPU time 2.3 s at 32,
 # 2.7 s at 64, 3.1 s at 128 (length-sorted batches gain nothing from more rows, cache loses).
 DEFAULT_BATCH_SIZE = 32
-BACKEND_ENV = "DDI_INFERENCE_BACKEND"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 # Measured worse and removed (README "Inference": torch dynamic int8 was slower than torch fp32
 # on distinct texts, 1.8x vs 2.4x the pipeline, and agreed with fp32 on only 96.9 % of them).
@@ -67,9 +65,9 @@ REMOVED_BACKENDS = {
 
 
 def resolve_backend(backend: str | None) -> str:
-    """The backend to use: the explicit argument, else the env var, else torch."""
+    """The backend to use: the argument, else torch (callers pass their setting)."""
     if backend is None:
-        backend = os.environ.get(BACKEND_ENV, "").strip() or "torch"
+        backend = "torch"
     if backend in REMOVED_BACKENDS:
         raise ValueError(REMOVED_BACKENDS[backend])
     if backend not in BACKENDS:

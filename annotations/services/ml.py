@@ -62,7 +62,11 @@ def get_predictor(model_version: ModelVersion) -> Predictor:
     if predictor is None:
         from modeling.inference import Predictor  # torch loads only in processes that predict
 
-        predictor = Predictor.load(Path(model_version.artifact_path), device=settings.DDI_DEVICE)
+        predictor = Predictor.load(
+            Path(model_version.artifact_path),
+            backend=settings.DDI_INFERENCE_BACKEND,
+            device=settings.DDI_DEVICE,
+        )
         while len(_PREDICTORS) >= _MAX_CACHED_PREDICTORS:
             _PREDICTORS.pop(next(iter(_PREDICTORS)))
         _PREDICTORS[key] = predictor

@@ -295,3 +295,14 @@ def test_the_score_cache_keeps_only_its_most_recently_used_texts(version):
     cache.lookup({"DRUG_A three DRUG_B"})
 
     assert list(cache._values) == ["DRUG_A one DRUG_B", "DRUG_A three DRUG_B"]
+
+
+def test_the_inference_backend_is_the_setting_passed_to_the_predictor(
+    version, settings, monkeypatch
+):
+    monkeypatch.setattr(ml, "_PREDICTORS", {})  # a fresh worker process
+    settings.DDI_INFERENCE_BACKEND = "tensorrt"
+    with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
+        ml.get_predictor(version)
+    settings.DDI_INFERENCE_BACKEND = "torch"
+    assert ml.get_predictor(version).backend == "torch"

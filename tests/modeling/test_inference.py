@@ -10,7 +10,7 @@ import pytest
 from modeling import inference
 from modeling.artifacts import ArtifactError
 from modeling.cli import main as cli_main
-from modeling.inference import BACKEND_ENV, Predictor, resolve_backend
+from modeling.inference import Predictor, resolve_backend
 
 
 def test_dedup_gives_the_same_result_as_scoring_each_text_alone_in_input_order(tiny_model):
@@ -63,15 +63,13 @@ def test_missing_files_are_named(tmp_path):
 
 
 def test_the_removed_torch_int8_backend_is_refused_with_what_to_use_instead(
-    tiny_model, tmp_path, monkeypatch, capsys
+    tiny_model, tmp_path, capsys
 ):
     # Measured worse than torch fp32 (README "Inference") and removed; old spellings say so.
     with pytest.raises(ValueError, match=r"torch-int8 backend was removed.*use 'onnx'"):
         resolve_backend("torch-int8")
-    monkeypatch.setenv(BACKEND_ENV, "torch-int8")
     with pytest.raises(ValueError, match="torch-int8 backend was removed"):
-        Predictor.load(tiny_model[0].artifact_dir)
-    monkeypatch.delenv(BACKEND_ENV)
+        Predictor.load(tiny_model[0].artifact_dir, backend="torch-int8")
     with pytest.raises(TypeError, match="quantize"):
         Predictor.load(tiny_model[0].artifact_dir, quantize=True)
     common = ["--model", str(tmp_path), "--input", "in.csv", "--output", "out.csv"]

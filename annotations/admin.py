@@ -1,8 +1,26 @@
-"""Django admin for every model (read-mostly for the large tables)."""
+"""Django admin for every model (read-mostly for the large tables).
+
+No side door: what has a service (runs, model versions and their promotion, predictions, rules)
+is read-only here, so parameter validation, promotion and the rule guards cannot be skipped.
+"""
 
 from django.contrib import admin
 
 from annotations import models
+from annotations.services.rules import delete_rule
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View only: the rows are written by the services (Runs page, API, workers)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(models.Project)
@@ -45,13 +63,15 @@ class LabelEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyAdmin):
+    """is_active changes only through promotion (services.training)."""
+
     list_display = ["project", "number", "backbone", "status", "is_active", "created_at"]
     list_filter = ["project", "status", "is_active"]
 
 
 @admin.register(models.Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(ReadOnlyAdmin):
     list_display = ["interaction", "model_version", "predicted_class", "confidence"]
     list_filter = ["model_version"]
     raw_id_fields = ["interaction"]
@@ -59,13 +79,15 @@ class PredictionAdmin(admin.ModelAdmin):
 
 
 @admin.register(models.Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdmin):
+    """Runs start through services.runs (validate_params, the single-flight lock)."""
+
     list_display = ["id", "project", "kind", "state", "progress_done", "progress_total"]
     list_filter = ["kind", "state"]
 
 
 @admin.register(models.RunChunk)
-class RunChunkAdmin(admin.ModelAdmin):
+class RunChunkAdmin(ReadOnlyAdmin):
     list_display = ["run", "index", "state", "rows_written", "attempts"]
     list_filter = ["state"]
 
@@ -83,6 +105,13 @@ class RuleAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def delete_model(self, request, obj) -> None:
+        delete_rule(rule=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for rule in queryset:
+            delete_rule(rule=rule, user=request.user)
 
 
 @admin.register(models.RetrainPolicy)

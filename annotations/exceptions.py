@@ -47,6 +47,26 @@ class InvalidLabelClass(DomainError):
     """A class name that is not in the project's class list."""
 
 
+class EvaluationError(DomainError):
+    """The requested evaluation cannot be computed (no references, unknown class...)."""
+
+
+class InvalidGuideline(DomainError):
+    """An empty or oversized guideline text."""
+
+
+class InvalidExportFilter(DomainError):
+    """An export option that cannot be applied (unknown format, source or class)."""
+
+
+class AuditCannotStart(DomainError):
+    """The project has nothing to audit, or the request is out of range (message says why)."""
+
+
+class InvalidReferenceFile(DomainError):
+    """The loop's reference file cannot be used (missing, wrong columns, unknown classes)."""
+
+
 class InvalidRule(DomainError):
     """A rule pattern that is invalid or could backtrack catastrophically."""
 

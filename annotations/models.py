@@ -422,6 +422,16 @@ class ReviewClaim(models.Model):
         return f"{self.interaction_id} claimed by {self.user_id}"
 
 
+class ModelVersionQuerySet(models.QuerySet):
+    def active(self) -> ModelVersionQuerySet:
+        """Active versions: at most one per project (the one_active_version constraint)."""
+        return self.filter(is_active=True)
+
+    def active_for(self, project: Project | int) -> ModelVersion | None:
+        """The project's (or project id's) active version, or None before the first promotion."""
+        return self.active().filter(project=project).first()
+
+
 class ModelVersion(models.Model):
     """A trained model: artifact folder, parameters, validation metrics, promotion decision."""
 
@@ -446,6 +456,8 @@ class ModelVersion(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["project", "number"]

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
 
-from annotations.services import pseudolabel, runs, scheduling, training
+from annotations.services import ml, pseudolabel, runs, scheduling, training
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _preload_model_code(**_) -> None:
 
     A replaced pool process (after a crash or max-tasks-per-child) then starts in milliseconds.
     """
-    import modeling.inference  # noqa: F401
+    ml.preload()
 
 
 def _backoff(retries: int) -> int:

@@ -147,7 +147,7 @@ def populate(rows: int) -> None:
             [now, now, project.pk],
         )
     # The rules' stored matches, as an import would have written them (not part of the export).
-    from annotations.services.rule_matches import ensure_rule_matches
+    from annotations.rule_matches import ensure_rule_matches
 
     ensure_rule_matches(project=project)
     with connection.cursor() as cursor:

@@ -188,10 +188,11 @@ def main() -> None:
 
     from annotations.models import Prediction, Project
     from annotations.selectors import queue as q
+    from annotations.selectors.versions import get_serving_model_version
 
     project = Project.objects.get(name=f"Bench queue {args.rows}")
     user = get_user_model().objects.get(username="bench-reviewer")
-    version = q.get_active_model_version(project)
+    version = get_serving_model_version(project=project)
     half = args.rows // 2
     deep = (
         Prediction.objects.filter(model_version=version)

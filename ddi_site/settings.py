@@ -155,9 +155,6 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     )
     _db["CONN_HEALTH_CHECKS"] = True
 _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
-# Concurrent test runs (several developers, CI) each get their own test database name.
-if env.str("DDI_TEST_DB_NAME", default=""):
-    _db["TEST"] = {"NAME": env.str("DDI_TEST_DB_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
@@ -380,6 +377,9 @@ DDI_MAX_CLAIMS_PER_USER = env.int("DDI_MAX_CLAIMS_PER_USER", default=3)
 DDI_BACKBONES = env.list("DDI_BACKBONES", default=["all-minilm-l6-v2", "tiny-random-bert"])
 # Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
 DDI_DEVICE = env.str("DDI_DEVICE", default="auto")
+# The inference engine of the workers (modeling.inference.BACKENDS: torch, onnx, onnx-int8),
+# passed to Predictor.load as an argument; modeling itself reads no environment.
+DDI_INFERENCE_BACKEND = env.str("DDI_INFERENCE_BACKEND", default="torch")
 DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)
 DDI_MAX_FIELD_BYTES = env.int("DDI_MAX_FIELD_BYTES", default=64 * 1024)
 DDI_PSEUDOLABEL_CHUNK_SIZE = env.int("DDI_PSEUDOLABEL_CHUNK_SIZE", default=5000)
@@ -405,22 +405,10 @@ DDI_PROMOTION_MAX_LABELS = env.int("DDI_PROMOTION_MAX_LABELS", default=5000)
 # uses the labels it never trained on when there are at least MIN_HELD_OUT of them.
 DDI_PROMOTION_MIN_MACRO_F1 = env.float("DDI_PROMOTION_MIN_MACRO_F1", default=0.6)
 DDI_PROMOTION_MIN_HELD_OUT = env.int("DDI_PROMOTION_MIN_HELD_OUT", default=10)
-# Tests only: sleep this long per committed batch so chaos tests can kill a worker mid-run.
-DDI_PSEUDOLABEL_TEST_DELAY_S = env.float("DDI_PSEUDOLABEL_TEST_DELAY_S", default=0.0)
-# Tests only: take that sleep inside the batch transaction (after the chunk lease is locked), so
-# the worker's backend is "idle in transaction" most of the time and a chaos test can freeze it.
-DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION = env.bool(
-    "DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION", default=False
-)
 # A chunk task is interrupted (SoftTimeLimitExceeded, rolled back, retried) after this long, e.g.
 # when its database backend hangs; the pool process is killed 30 s later. Keep it far below the
 # broker's visibility timeout (rule 3).
 DDI_CHUNK_SOFT_TIME_LIMIT_S = env.int("DDI_CHUNK_SOFT_TIME_LIMIT_S", default=900)
-# Tests only (chaos): a chunk containing this interaction id SIGKILLs its own worker process, a
-# poison message. Never set it in production.
-DDI_TEST_POISON_INTERACTION_ID = env.int("DDI_TEST_POISON_INTERACTION_ID", default=None)
-# Tests only: sleep this long after every training step so chaos tests can kill mid-training.
-DDI_TRAIN_TEST_STEP_DELAY_S = env.float("DDI_TRAIN_TEST_STEP_DELAY_S", default=0.0)
 DDI_LOW_CONFIDENCE = env.float("DDI_LOW_CONFIDENCE", default=0.9)
 
 LOGGING = {

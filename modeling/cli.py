@@ -1,4 +1,4 @@
-"""Command line: ``python -m modeling train|predict|evaluate|verify-int8|export-onnx``.
+"""Command line: ``python -m modeling train|predict|evaluate|export-onnx``.
 
 Expected errors (bad file, missing column, unknown backbone, broken model folder) print one line
 to stderr and exit with status 2; anything else is a bug and keeps its traceback.
@@ -78,6 +78,33 @@ def _add_device_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Options measured worse and removed: a clear message instead of "unrecognized arguments".
+_REMOVED_INT8 = (
+    "torch int8 was removed (measured slower than torch fp32 and less accurate, README "
+    "'Inference'); use --backend onnx-int8 where its gate passed (export-onnx --input CSV)"
+)
+
+
+class _Removed(argparse.Action):
+    """A removed option: using it is a usage error that says what to use instead."""
+
+    def __init__(self, option_strings, dest, message: str = "", **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help=argparse.SUPPRESS, **kwargs)
+        self.message = message
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: {self.message}")
+
+
+def _backend_name(value: str) -> str:
+    """--backend's type: a removed backend says why and what to use instead."""
+    from modeling.inference import REMOVED_BACKENDS
+
+    if value in REMOVED_BACKENDS:
+        raise argparse.ArgumentTypeError(REMOVED_BACKENDS[value])
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all sub-commands."""
     parser = argparse.ArgumentParser(prog="python -m modeling", description=__doc__)
@@ -94,10 +121,12 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True)
     predict.add_argument("--output", type=Path, required=True)
     predict.add_argument("--batch-size", type=int, default=64)
-    predict.add_argument("--int8", action="store_true", help="int8 path if verified")
+    predict.add_argument("--int8", action=_Removed, message=_REMOVED_INT8)
     predict.add_argument(
         "--backend",
-        choices=("torch", "torch-int8", "onnx", "onnx-int8"),
+        type=_backend_name,
+        choices=("torch", "onnx", "onnx-int8"),
+        default=os.environ.get("DDI_INFERENCE_BACKEND") or None,
         help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
     )
     _add_device_option(predict)
@@ -105,9 +134,9 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, required=True)
     evaluate.add_argument("--labels", type=Path, required=True)
     _add_device_option(evaluate)
-    verify = commands.add_parser("verify-int8", help="measure and record int8/fp32 agreement")
-    verify.add_argument("--model", type=Path, required=True)
-    verify.add_argument("--input", type=Path, required=True)
+    removed = commands.add_parser("verify-int8", help="removed: use export-onnx --input")
+    removed.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    removed.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     export = commands.add_parser(
         "export-onnx", help="export ONNX fp32+int8 into the model folder; measure int8 agreement"
     )
@@ -160,9 +189,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """Stream an interaction CSV through the model into an output CSV with probabilities."""
     from modeling.inference import Predictor
 
-    predictor = Predictor.load(
-        args.model, quantize=args.int8, backend=args.backend, device=args.device
-    )
+    predictor = Predictor.load(args.model, backend=args.backend, device=args.device)
     # tee buffers at most one inference window of rows between the two consumers. Rows that
     # cannot be used are listed and skipped: one bad row must not cost the other 192,283.
     skipped: list[SkippedRow] = []
@@ -264,18 +291,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_verify_int8(args: argparse.Namespace) -> int:
-    """Measure int8 agreement on an interaction CSV and record it in model.json."""
-    from modeling.quantization import measure_int8_agreement
-
-    texts = [blinded_text(row) for row in iter_rows(args.input)]
-    print(json.dumps(measure_int8_agreement(args.model, texts), indent=2))
-    return 0
+def run_removed_verify_int8(args: argparse.Namespace) -> int:
+    """verify-int8 measured the removed torch int8 backend."""
+    print(f"error: verify-int8: {_REMOVED_INT8}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def run_export_onnx(args: argparse.Namespace) -> int:
     """Export the ONNX files; with --input also measure and record the int8 agreement."""
-    from modeling.onnx_runtime import export_onnx, measure_onnx_int8_agreement
+    from modeling.export import export_onnx, measure_onnx_int8_agreement
 
     report = {"export": export_onnx(args.model)}
     if args.input is not None:
@@ -289,7 +313,7 @@ _COMMANDS = {
     "train": run_train,
     "predict": run_predict,
     "evaluate": run_evaluate,
-    "verify-int8": run_verify_int8,
+    "verify-int8": run_removed_verify_int8,
     "export-onnx": run_export_onnx,
 }
 

@@ -8,8 +8,10 @@ from typing import Any
 
 DEFAULT_BACKBONE = "all-minilm-l6-v2"
 # Fields of older versions' model.json, read and ignored (the selection split and refit became
-# cross-fitting).
-RETIRED_FIELDS = frozenset({"validation_fraction", "early_stopping_patience", "refit_on_all"})
+# cross-fitting; balance_repeated_texts was measured worse and removed, README "Loop").
+RETIRED_FIELDS = frozenset(
+    {"validation_fraction", "early_stopping_patience", "refit_on_all", "balance_repeated_texts"}
+)
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,6 @@ class TrainConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     checkpoint_every_steps: int = 0  # 0 = off
-    # Each distinct text weighs the same in the loss however often it repeats (templated data:
-    # a seed pattern repeated 12 times must not outweigh a reviewer's single correction 12:1).
-    # Class weights are then computed over distinct texts too.
-    balance_repeated_texts: bool = False
 
     def __post_init__(self) -> None:
         """Reject values that would only fail deep inside training."""

@@ -5,11 +5,10 @@ sentences repeat a few dozen patterns), unique texts are tokenized in one call a
 length so each batch pads only to its own longest text, LoRA is merged into the backbone weights,
 and autograd is off.
 
-Backends (``Predictor.load(..., backend=...)``, default from the ``DDI_INFERENCE_BACKEND``
-environment variable, else ``"torch"``):
+Backends (``Predictor.load(..., backend=...)``, default ``"torch"``; the app passes its setting
+``DDI_INFERENCE_BACKEND``, the command line its ``--backend`` option):
 
 - ``torch``: fp32 PyTorch, the reference.
-- ``torch-int8``: torch dynamic int8 (same as ``quantize=True``), gated by model.json ``"int8"``.
 - ``onnx``: the merged model exported to ONNX and run by ONNX Runtime, fp32 (same probabilities
   as torch within 1e-4); exported into the model folder on first use.
 - ``onnx-int8``: ONNX Runtime dynamic int8, used only where model.json ``"onnx_int8"`` records
@@ -22,7 +21,6 @@ Whenever ONNX Runtime is missing or the export fails, the Predictor warns and us
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from modeling import onnx_runtime
 from modeling.artifacts import VOCABULARY_FILE, ModelVersionInfo, read_model_version
 from modeling.classifier import (
     MeanPoolClassifier,
@@ -41,7 +40,7 @@ from modeling.classifier import (
 )
 from modeling.devices import resolve_device
 from modeling.encoding import encode, pad_arrays, pad_id_of
-from modeling.quantization import INT8_MIN_AGREEMENT, int8_agreement_of, quantize_dynamic_int8
+from modeling.onnx_runtime import INT8_MIN_AGREEMENT
 from modeling.uncertainty import (
     ConfidenceModel,
     LabelledSet,
@@ -56,14 +55,21 @@ WINDOW_SIZE = 4096
 # Measured on 768 distinct DrugBank sentences, ONNX Runtime, 2 cores: CPU time 2.3 s at 32,
 # 2.7 s at 64, 3.1 s at 128 (length-sorted batches gain nothing from more rows, cache loses).
 DEFAULT_BATCH_SIZE = 32
-BACKEND_ENV = "DDI_INFERENCE_BACKEND"
-BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+# Measured worse and removed (README "Inference": torch dynamic int8 was slower than torch fp32
+# on distinct texts, 1.8x vs 2.4x the pipeline, and agreed with fp32 on only 96.9 % of them).
+REMOVED_BACKENDS = {
+    "torch-int8": "the torch-int8 backend was removed (measured slower than torch fp32 and "
+    "less accurate, README 'Inference'); use 'onnx', or 'onnx-int8' where its gate passed",
+}
 
 
-def resolve_backend(backend: str | None, *, quantize: bool = False) -> str:
-    """The backend to use: explicit argument, else quantize=True, else the env var, else torch."""
+def resolve_backend(backend: str | None) -> str:
+    """The backend to use: the argument, else torch (callers pass their setting)."""
     if backend is None:
-        backend = "torch-int8" if quantize else os.environ.get(BACKEND_ENV, "").strip() or "torch"
+        backend = "torch"
+    if backend in REMOVED_BACKENDS:
+        raise ValueError(REMOVED_BACKENDS[backend])
     if backend not in BACKENDS:
         raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
     return backend
@@ -103,37 +109,23 @@ class Predictor:
         cls,
         model_dir: Path,
         *,
-        quantize: bool = False,
         backend: str | None = None,
         check_gate: bool = True,
         device: str | None = None,
     ) -> Predictor:
         """Load a model version folder (backbone resolved offline, LoRA merged, eval mode).
 
-        ``backend`` is one of BACKENDS (see the module docstring); ``quantize=True`` is the older
-        spelling of ``backend="torch-int8"``. An int8 path is used only if model.json records a
-        measured agreement with fp32 of at least 99.5%, otherwise a warning is issued and the
-        fp32 path of the same engine is used. ``check_gate=False`` skips that check (for the
-        measurement itself). ``device`` (torch backends; modeling.devices.resolve_device):
-        default ``auto``, a CUDA GPU when present; int8 and ONNX run on the CPU. Side effect:
-        the onnx backends export into ``model_dir/onnx/`` on first use.
+        ``backend`` is one of BACKENDS (see the module docstring). The int8 path is used only if
+        model.json records a measured agreement with fp32 of at least 99.5%, otherwise a warning
+        is issued and ONNX fp32 is used. ``check_gate=False`` skips that check (for the
+        measurement itself). ``device`` (torch backend; modeling.devices.resolve_device):
+        default ``auto``, a CUDA GPU when present; ONNX runs on the CPU. Side effect: the onnx
+        backends export into ``model_dir/onnx/`` on first use.
         """
         model_dir = Path(model_dir)
-        backend = resolve_backend(backend, quantize=quantize)
+        backend = resolve_backend(backend)
         info, state = read_model_version(model_dir)
         if "committee" in info.extra:
-            # An int8 gate is measured on the whole committee and recorded at its top level.
-            if backend == "torch-int8" and check_gate:
-                agreement = int8_agreement_of(info.extra)
-                if agreement is None or agreement < INT8_MIN_AGREEMENT:
-                    warnings.warn(
-                        f"{model_dir}: int8 agreement with fp32 is {agreement!r} (needs a measured"
-                        f" >= {INT8_MIN_AGREEMENT:.1%}; run `python -m modeling verify-int8`); "
-                        "using fp32",
-                        stacklevel=2,
-                    )
-                    backend = "torch"
-                check_gate = False
             members = [
                 cls.load(model_dir / name, backend=backend, check_gate=check_gate, device=device)
                 for name in info.extra["committee"]["members"]
@@ -154,20 +146,6 @@ class Predictor:
         load_trainable_state(model, state)
         model = merge_adapters(model).eval()
         target = resolve_device(device)
-        use_int8 = False
-        if backend == "torch-int8":
-            agreement = int8_agreement_of(info.extra)
-            if not check_gate or (agreement is not None and agreement >= INT8_MIN_AGREEMENT):
-                model = quantize_dynamic_int8(model)
-                use_int8 = True
-                target = torch.device("cpu")  # dynamic int8 kernels are CPU kernels
-            else:
-                warnings.warn(
-                    f"{model_dir}: int8 agreement with fp32 is {agreement!r} (needs a measured "
-                    f">= {INT8_MIN_AGREEMENT:.1%}; run `python -m modeling verify-int8`); "
-                    "using fp32",
-                    stacklevel=2,
-                )
         model = model.to(target)
         return cls(
             model=model,
@@ -176,8 +154,7 @@ class Predictor:
             temperature=info.temperature,
             model_dir=model_dir,
             max_length=info.config.max_length,
-            quantized=use_int8,
-            backend="torch-int8" if use_int8 else "torch",
+            backend="torch",
             device=target,
         )
 
@@ -186,8 +163,6 @@ class Predictor:
         cls, model_dir: Path, info: ModelVersionInfo, *, int8: bool, check_gate: bool
     ) -> Predictor | None:
         """An ONNX Runtime Predictor, or None (after a warning) when torch must be used."""
-        from modeling import onnx_runtime
-
         try:
             onnx_runtime.require_onnxruntime()
         except onnx_runtime.OnnxNotAvailable as error:
@@ -207,7 +182,8 @@ class Predictor:
         path = onnx_runtime.exported_file(model_dir, which, info.extra)
         if path is None:
             try:
-                onnx_runtime.export_onnx(model_dir)
+                torch_model = cls.load(model_dir, backend="torch").model
+                onnx_runtime.export_onnx_files(torch_model, model_dir)
             except (onnx_runtime.OnnxNotAvailable, OSError) as error:
                 warnings.warn(f"{error}; using torch fp32", stacklevel=3)
                 return None

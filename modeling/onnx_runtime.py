@@ -11,7 +11,8 @@ onnxscript needed) and cached inside the model version folder::
 model.json records what was exported under ``"onnx"`` (file sha256s, versions), checked on load
 so that a stale or foreign file is re-exported rather than used; the measured int8 agreement with
 torch fp32 goes under ``"onnx_int8"``, and the int8 file is used only where it is >= 99.5%.
-ONNX files are protobuf, never pickle.
+ONNX files are protobuf, never pickle. This module knows ONNX only; building the torch model
+to export and measuring the gate against torch are modeling.export's (offline) job.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from modeling.artifacts import MODEL_JSON, ArtifactError, update_model_json
-from modeling.quantization import INT8_MIN_AGREEMENT
+
+# An int8 engine is served only where its measured top-class agreement with fp32 reaches this.
+INT8_MIN_AGREEMENT = 0.995
 
 ONNX_DIR = "onnx"
 FP32_FILE = "model.onnx"
@@ -74,8 +76,9 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}.tmp")
 
 
-def export_onnx(model_dir: Path) -> dict:
-    """Export the merged fp32 model and its dynamic int8 version into ``model_dir/onnx/``.
+def export_onnx_files(model, model_dir: Path) -> dict:
+    """Export ``model`` (the merged fp32 torch classifier of ``model_dir``) and its dynamic int8
+    version into ``model_dir/onnx/``.
 
     Side effects: writes onnx/model.onnx, onnx/model.int8.onnx (each through a temporary file and
     os.replace) and the ``"onnx"`` record of model.json. Safe to run twice: it rewrites the same
@@ -86,13 +89,9 @@ def export_onnx(model_dir: Path) -> dict:
     require_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from modeling.inference import Predictor
-
     model_dir = Path(model_dir)
     paths = onnx_paths(model_dir)
     paths["fp32"].parent.mkdir(exist_ok=True)
-    predictor = Predictor.load(model_dir, backend="torch")
-    model = predictor.model
     # Two rows of different lengths so the traced graph keeps the padding mask path.
     input_ids = torch.full((2, 8), 1000, dtype=torch.long)
     attention_mask = torch.ones((2, 8), dtype=torch.long)
@@ -263,47 +262,3 @@ def _default_threads() -> int:
     import torch
 
     return max(1, torch.get_num_threads())
-
-
-def measure_onnx_int8_agreement(
-    model_dir: Path, texts: Sequence[str], *, batch_size: int = 64
-) -> dict:
-    """Share of texts whose top class with ONNX int8 equals torch fp32's; recorded in model.json.
-
-    Exports first if needed. Side effect: writes {"agreement", "n_texts", "n_distinct",
-    "max_abs_prob_diff", "fp32_seconds", "int8_seconds", "usable"} under "onnx_int8" in
-    model.json. Safe to run twice (the record is replaced).
-    """
-    from modeling.inference import Predictor
-
-    reference_predictor = Predictor.load(model_dir, backend="torch")
-    started = time.perf_counter()
-    reference = reference_predictor.predict_batch(texts, batch_size=batch_size)
-    fp32_seconds = time.perf_counter() - started
-    del reference_predictor
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        candidate_predictor = Predictor.load(model_dir, backend="onnx-int8", check_gate=False)
-    if candidate_predictor.backend != "onnx-int8":
-        # A fallback to torch would measure torch against itself and pass the gate for nothing.
-        reasons = "; ".join(str(w.message) for w in caught) or "unknown reason"
-        raise OnnxNotAvailable(f"{model_dir}: cannot measure ONNX int8: {reasons}")
-    started = time.perf_counter()
-    candidate = candidate_predictor.predict_batch(texts, batch_size=batch_size)
-    int8_seconds = time.perf_counter() - started
-    agreement = (
-        float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean()) if texts else 0.0
-    )
-    record = {
-        "agreement": agreement,
-        "n_texts": len(texts),
-        "n_distinct": len(set(texts)),
-        "max_abs_prob_diff": float(np.abs(reference - candidate).max()) if texts else 0.0,
-        "fp32_seconds": round(fp32_seconds, 4),
-        "int8_seconds": round(int8_seconds, 4),
-        "usable": agreement >= INT8_MIN_AGREEMENT,
-        # The gate holds for this very file: a re-export must be measured again.
-        "int8_sha256": sha256_of(onnx_paths(model_dir)["int8"]),
-    }
-    update_model_json(model_dir, **{ONNX_INT8_FIELD: record})
-    return record

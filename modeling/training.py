@@ -11,7 +11,6 @@ import json
 import math
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -142,38 +141,6 @@ def model_device(model: MeanPoolClassifier) -> torch.device:
     return next(model.parameters()).device
 
 
-def repeat_weights(texts: Sequence[str]) -> torch.Tensor:
-    """1 / (occurrences of the text) per example: every distinct text sums to weight 1."""
-    counts = Counter(texts)
-    return torch.as_tensor([1.0 / counts[text] for text in texts], dtype=torch.float32)
-
-
-def distinct_label_ids(texts: Sequence[str], label_ids: Sequence[int]) -> list[int]:
-    """One label id per distinct (text, label) pair: the class counts of the distinct texts."""
-    return [label for _, label in dict.fromkeys(zip(texts, label_ids, strict=True))]
-
-
-def batch_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    sample_weights: torch.Tensor | None,
-    batch: list[int],
-) -> torch.Tensor:
-    """Cross-entropy of a batch: the class-weighted mean, also sample-weighted when given.
-
-    Without sample weights this is exactly F.cross_entropy(weight=class_weight) (sum of w_c * l
-    over sum of w_c); with them each term's weight is w_c * w_i, normalised the same way.
-    """
-    if sample_weights is None:
-        return F.cross_entropy(logits, targets, weight=class_weight)
-    losses = F.cross_entropy(logits, targets, reduction="none")
-    combined = sample_weights[batch]
-    if class_weight is not None:
-        combined = combined * class_weight[targets]
-    return (losses * combined).sum() / combined.sum()
-
-
 def build_optimizer(model: MeanPoolClassifier, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable (LoRA + head) parameters only."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -195,7 +162,6 @@ class _Phase:
     y: np.ndarray
     epochs: int
     weights: torch.Tensor | None  # per class
-    sample_weights: torch.Tensor | None  # per example (repeated texts share one unit)
 
     def steps(self, batch_size: int) -> int:
         """Optimisation steps of the whole phase."""
@@ -234,9 +200,6 @@ class _Loop:
         device = model_device(model)
         targets = torch.as_tensor(phase.y).to(device)
         weights = phase.weights.to(device) if phase.weights is not None else None
-        sample_weights = (
-            phase.sample_weights.to(device) if phase.sample_weights is not None else None
-        )
         total_steps = self.total_steps
         model.train()
         while state.epoch < phase.epochs:
@@ -247,7 +210,7 @@ class _Loop:
             for batch in batches[state.batches_done :]:
                 input_ids, mask = pad_batch([phase.seqs[i] for i in batch], self.pad_id)
                 logits = model(input_ids.to(device), mask.to(device))
-                loss = batch_loss(logits, targets[batch], weights, sample_weights, batch)
+                loss = F.cross_entropy(logits, targets[batch], weight=weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -419,19 +382,15 @@ def train(
         initial = trainable_state(model)  # every member starts from the same initial adapter
         pad_id = pad_id_of(tokenizer)
         sequences = encode(tokenizer, texts, config.max_length)
-        balance = config.balance_repeated_texts
 
         def phase_for(number: int, idx: list[int]) -> _Phase:
             ids = labels[idx].tolist()
-            if balance:
-                ids = distinct_label_ids([texts[i] for i in idx], ids)
             return _Phase(
                 number=number,
                 seqs=[sequences[i] for i in idx],
                 y=labels[idx],
                 epochs=config.epochs,
                 weights=class_weights(ids, len(classes)) if config.class_weighting else None,
-                sample_weights=repeat_weights([texts[i] for i in idx]) if balance else None,
             )
 
         trains = {f: [i for i in range(len(texts)) if assignment[i] != f] for f in fold_ids}

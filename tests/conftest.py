@@ -29,6 +29,11 @@ django_settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.0
 # minute. The limit itself is tested with a low rate (tests/reliability/test_web_throttle.py).
 os.environ["THROTTLE_WEB"] = "1000000/min"
 django_settings.DDI_WEB_THROTTLE_RATE = "1000000/min"
+# Concurrent test runs (several developers, CI) each get their own test database name.
+if os.environ.get("DDI_TEST_DB_NAME"):
+    django_settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ[
+        "DDI_TEST_DB_NAME"
+    ]
 
 # `make test` runs two pytest-xdist processes. The tests that start Celery workers on the shared
 # Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL

@@ -7,11 +7,11 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotations.final_label_order import SOURCES
 from annotations.models import (
     ImportJob,
     Interaction,
     Label,
-    ModelVersion,
     Prediction,
     Project,
     ReviewTask,
@@ -21,7 +21,6 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
-from annotations.services.final_labels import SOURCES
 from annotations.services.training import get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -81,22 +80,6 @@ class InteractionOut(serializers.ModelSerializer):
             return None
         label = getattr(obj, "label", None)
         return LabelOut(label).data if label is not None else None
-
-
-class ModelVersionOut(serializers.ModelSerializer):
-    class Meta:
-        model = ModelVersion
-        fields = [
-            "id",
-            "project",
-            "number",
-            "backbone",
-            "status",
-            "is_active",
-            "metrics",
-            "created_at",
-        ]
-        read_only_fields = fields
 
 
 class PredictionOut(serializers.ModelSerializer):

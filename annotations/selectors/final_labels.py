@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 
 from django.db.models import FilteredRelation, Q
 
-from annotations.models import HUMAN_SOURCES, Interaction, Label, ModelVersion, Project
-from annotations.selectors.rules import with_winning_rule
-from annotations.selectors.versions import get_serving_model_version
-from annotations.services.final_labels import (
+from annotations.final_label_order import (
     SOURCES,
     FinalLabelRow,
     SourceRow,
     resolve_final_label,
 )
+from annotations.models import HUMAN_SOURCES, Interaction, Label, ModelVersion, Project
+from annotations.selectors.rules import with_winning_rule
+from annotations.selectors.versions import get_serving_model_version
 
 BATCH_SIZE = 2000
 
@@ -114,11 +114,6 @@ class FinalLabelStats:
         self.flagged_unclear += row.flagged_unclear
 
 
-def get_active_model_version(*, project: Project) -> ModelVersion | None:
-    """The version whose predictions the final labels use (see get_serving_model_version)."""
-    return get_serving_model_version(project=project)
-
-
 def _base_queryset(project: Project, model_version: ModelVersion | None, filters):
     qs = Interaction.objects.filter(project=project)
     if filters.reviewed_only or (filters.sources is not None and filters.sources <= {"review"}):
@@ -148,7 +143,7 @@ def iter_final_labels(
     """
     filters = filters or FinalLabelFilters()
     if model_version is None:
-        model_version = get_active_model_version(project=project)
+        model_version = get_serving_model_version(project=project)
     stats = stats if stats is not None else FinalLabelStats()
     number = model_version.number if model_version else None
     queryset = _base_queryset(project, model_version, filters)

@@ -142,11 +142,6 @@ class QueuePage:
     model_version: ModelVersion | None
 
 
-def get_active_model_version(project: Project) -> ModelVersion | None:
-    """The version whose predictions the queue shows (see get_serving_model_version)."""
-    return get_serving_model_version(project=project)
-
-
 def _interaction_filters(
     *, project: Project, user: AbstractBaseUser, filters: QueueFilters, prefix: str
 ) -> Q:
@@ -389,7 +384,7 @@ def get_review_queue_page(
     only; later pages leave the lane's rows out): see the module docstring.
     """
     filters = filters or QueueFilters()
-    model_version = get_active_model_version(project)
+    model_version = get_serving_model_version(project=project)
     window = page_size * SPREAD_WINDOW_FACTOR if spread else page_size
     lane: list[QueueItem] = []
     if spread and model_version is not None:
@@ -513,7 +508,7 @@ def get_review_item(
             blind_task=blind_task,
         )
     label = Label.objects.select_related("author").filter(interaction=interaction).first()
-    model_version = get_active_model_version(project)
+    model_version = get_serving_model_version(project=project)
     prediction = (
         Prediction.objects.filter(interaction=interaction, model_version=model_version).first()
         if model_version
@@ -550,7 +545,7 @@ def count_queue_items(
     """How many queue items are left for `user` under `filters`, counted up to `cap` (a LIMIT
     inside the COUNT, so a big queue costs what `cap` rows do). Read-only."""
     filters = filters or QueueFilters()
-    model_version = get_active_model_version(project)
+    model_version = get_serving_model_version(project=project)
     if model_version is None:
         qs = _interaction_rows(project=project, user=user, filters=filters, cursor=None)
     else:

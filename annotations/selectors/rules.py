@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 
 from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule, RuleMatch
-from annotations.services.rule_matches import ensure_rule_matches
+from annotations.rule_matches import ensure_rule_matches
 
 
 def list_rules(*, project: Project) -> QuerySet[Rule]:

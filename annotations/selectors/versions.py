@@ -33,4 +33,4 @@ def get_serving_model_version(*, project: Project) -> ModelVersion | None:
         .order_by("-is_active", "-number")
         .first()
     )
-    return serving or ModelVersion.objects.filter(project=project, is_active=True).first()
+    return serving or ModelVersion.objects.active_for(project)

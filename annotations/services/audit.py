@@ -18,17 +18,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotations import audit_stats
-from annotations.exceptions import DomainError
+from annotations.exceptions import AuditCannotStart
 from annotations.models import Audit, AuditItem, Interaction, Project, ReviewTask
 from annotations.selectors.final_labels import FinalLabelFilters, iter_final_labels
 from annotations.selectors.versions import get_serving_model_version
 from annotations.services.blind import create_tasks
 
 MAX_AUDIT_SIZE = 2000
-
-
-class AuditCannotStart(DomainError):
-    """The project has nothing to audit, or the request is out of range (message says why)."""
 
 
 def _population(project: Project, source: str) -> list[tuple[int, str, float | None, int | None]]:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from annotations.exceptions import DomainError, NoActiveModelVersion
+from annotations.exceptions import EvaluationError, NoActiveModelVersion
 from annotations.models import Interaction, Label, ModelVersion, Prediction, Project
+from annotations.services.ml import classification_metrics, micro_prf
 
 NEGATIVE_CLASS_NAMES = ("negative", "none", "false", "no interaction")
-
-
-class EvaluationError(DomainError):
-    """The requested evaluation cannot be computed (no references, unknown class...)."""
 
 
 def default_positive_classes(classes: Sequence[str]) -> list[str]:
@@ -39,9 +36,6 @@ def evaluate_model_version(
     prediction from the version are counted in ``missing_predictions`` and left out (run a
     pseudo-labeling first). Raises NoActiveModelVersion / EvaluationError with a readable message.
     """
-    from modeling.ddi2013_scoring import micro_prf
-    from modeling.metrics import classification_metrics
-
     classes = list(project.label_classes)
     model_version = model_version or _active_version(project)
     positives = list(positive_classes or default_positive_classes(classes))
@@ -96,7 +90,7 @@ def evaluate_model_version(
 
 
 def _active_version(project: Project) -> ModelVersion:
-    version = ModelVersion.objects.filter(project=project, is_active=True).first()
+    version = ModelVersion.objects.active_for(project)
     if version is None:
         raise NoActiveModelVersion(
             f"project {project.name!r} has no active model version: train one first"

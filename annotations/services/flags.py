@@ -8,14 +8,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotations.exceptions import DomainError
+from annotations.exceptions import InvalidGuideline
 from annotations.models import Project
 
 MAX_GUIDELINE_CHARS = 20_000
-
-
-class InvalidGuideline(DomainError):
-    """An empty or oversized guideline text."""
 
 
 def amend_guideline(*, project: Project, user: AbstractBaseUser, text: str) -> Project:

@@ -1,4 +1,4 @@
-"""Drug-name highlighting for the review page: the one place the web layer uses modeling.blinding.
+"""Drug-name highlighting for the review page (modeling.blinding, through services/ml.py).
 
 The HTML is built from escaped pieces with format_html (never mark_safe on raw text), so a
 description containing markup is shown as text.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from modeling.blinding import mentions
+from annotations.services.ml import mentions
 
 
 def highlight_mentions(

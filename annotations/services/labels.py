@@ -388,12 +388,6 @@ def claimed_by_other(*, interaction_id: int, user: AbstractBaseUser) -> bool:
     )
 
 
-def release_claims(*, user: AbstractBaseUser) -> int:
-    """Drop every lease the user holds (e.g. when they leave the queue). Safe to run twice."""
-    deleted, _ = ReviewClaim.objects.filter(user=user).delete()
-    return deleted
-
-
 def claim_next_interaction(
     *,
     project: Project,

@@ -32,7 +32,7 @@ from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from annotations.exceptions import DomainError
+from annotations.exceptions import DomainError, InvalidReferenceFile
 from annotations.models import Interaction, Label, ModelVersion, Project, ReviewSkip, Run
 from annotations.roles import Role
 from annotations.selectors.final_labels import FinalLabelStats, iter_final_labels
@@ -44,14 +44,11 @@ from annotations.selectors.queue import (
 )
 from annotations.services.jobs import run_job_inline
 from annotations.services.labels import record_review, skip_interaction
+from annotations.services.ml import forget_predictors
 from annotations.services.runs import start_retrain_run
 
 STRATEGIES = ("default", "random", "lowest-confidence")
 SIMULATED_REVIEWER = "loop-simulated-reviewer"
-
-
-class ReferenceError(DomainError):
-    """The reference file cannot be used (missing, wrong columns, unknown classes)."""
 
 
 # --- the reference ------------------------------------------------------------------------------
@@ -72,19 +69,19 @@ def load_reference_csv(*, path: Path, project: Project) -> Reference:
     """Read a `pattern,label` CSV (other columns ignored); classes must be the project's."""
     path = Path(path)
     if not path.is_file():
-        raise ReferenceError(f"reference file {path} does not exist")
+        raise InvalidReferenceFile(f"reference file {path} does not exist")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"pattern", "label"} - set(reader.fieldnames or [])
         if missing:
-            raise ReferenceError(
+            raise InvalidReferenceFile(
                 f"{path.name}: needs the columns pattern,label "
                 f"(missing: {', '.join(sorted(missing))})"
             )
         mapping = {}
         for line, row in enumerate(reader, start=2):
             if row["label"] not in project.label_classes:
-                raise ReferenceError(
+                raise InvalidReferenceFile(
                     f"{path.name} line {line}: {row['label']!r} is not a class of project "
                     f"{project.name!r} (classes: {', '.join(project.label_classes)})"
                 )
@@ -231,7 +228,7 @@ def retrain(*, project: Project, user: AbstractBaseUser | None, params: dict) ->
     if run.state != Run.State.SUCCEEDED:
         raise DomainError(f"retrain run {run.pk} ended {run.state}: {run.error}")
     result = run.result or {}
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = ModelVersion.objects.active_for(project)
     return Training(
         version=result.get("model_version_number"),
         promoted=bool(result.get("promoted")),
@@ -430,7 +427,7 @@ def preview_loop(
     it wrote (a real reviewer saving one of the same items, or a real training run, waits until
     the preview ends; on SQLite the whole database is write-locked), so run it at a quiet time.
     """
-    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+    if ModelVersion.objects.active_for(project) is None:
         raise DomainError(
             f"project {project.name!r} has no active model version: train one before a preview"
         )
@@ -451,13 +448,5 @@ def preview_loop(
             transaction.set_rollback(True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        _forget_predictors(folder)
+        forget_predictors(folder)
     return results
-
-
-def _forget_predictors(folder: Path) -> None:
-    """Drop cached Predictors loaded from the deleted folder (their ids are rolled back too)."""
-    from annotations.services import pseudolabel
-
-    for key in [k for k in pseudolabel._PREDICTORS if str(k[1]).startswith(str(folder))]:
-        pseudolabel._PREDICTORS.pop(key, None)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from modeling.blinding import Span, blind_spans
+from annotations.services.ml import Span, blind_spans
 
 _OFFSETS = re.compile(r"^\s*\d+\s*-\s*\d+\s*(;\s*\d+\s*-\s*\d+\s*)*$")
 _SPACE = re.compile(r"\s+")

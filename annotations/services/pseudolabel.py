@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -36,24 +32,21 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import Interaction, ModelVersion, Prediction, Run, RunChunk
+from annotations.services.dispatch import send_chunk
+from annotations.services.ml import get_predictor, why_unsure
 from annotations.services.runs import (
     RetryLater,
     claim_run,
     complete_pseudolabel_run_if_done,
     finish_run,
-    send_chunk,
     worker_identity,
 )
 
 if TYPE_CHECKING:
-    from modeling.inference import Predictor
-    from modeling.uncertainty import Scores
+    from annotations.services.ml import Predictor, Scores
 
 logger = logging.getLogger(__name__)
 
-# One loaded model per worker process; a couple of versions at most (memory stays bounded).
-_PREDICTORS: dict[tuple[int, str], Predictor] = {}
-_MAX_CACHED_PREDICTORS = 2
 # Distinct blinded texts whose prediction values a worker keeps per loaded model version.
 SCORE_CACHE_ENTRIES = 50_000
 
@@ -64,21 +57,6 @@ class RunStopped(Exception):
 
 class LeaseLost(Exception):
     """Another worker took this chunk over (our lease expired); the batch is rolled back."""
-
-
-def get_predictor(model_version: ModelVersion) -> Predictor:
-    """The Predictor of a model version, loaded once per worker process."""
-    # The folder is part of the key: ids can be reused (SQLite, test databases).
-    key = (model_version.pk, model_version.artifact_path)
-    predictor = _PREDICTORS.get(key)
-    if predictor is None:
-        from modeling.inference import Predictor  # torch loads only in processes that predict
-
-        predictor = Predictor.load(Path(model_version.artifact_path), device=settings.DDI_DEVICE)
-        while len(_PREDICTORS) >= _MAX_CACHED_PREDICTORS:
-            _PREDICTORS.pop(next(iter(_PREDICTORS)))
-        _PREDICTORS[key] = predictor
-    return predictor
 
 
 def missing_interactions(model_version: ModelVersion):
@@ -255,14 +233,6 @@ def _give_up(chunk: RunChunk) -> ChunkOutcome:
     return ChunkOutcome("failed")
 
 
-def _poison_check(ids: list[int]) -> None:
-    """Tests only: die like an OOM-killed process when the poison interaction is in the batch."""
-    poison = settings.DDI_TEST_POISON_INTERACTION_ID
-    if poison is not None and poison in ids:
-        logger.error("poison interaction %s in this batch: SIGKILL pid %s", poison, os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _release_chunk(chunk_id: int, owner: str) -> None:
     """Best effort: hand the chunk back at once (the database may be unreachable right now)."""
     try:
@@ -278,8 +248,6 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
     model_version = run.model_version
     scores = score_cache(predictor)
     batch_size = settings.DDI_PSEUDOLABEL_BATCH_SIZE
-    delay = settings.DDI_PSEUDOLABEL_TEST_DELAY_S
-    delay_in_transaction = settings.DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION
     cursor = chunk.cursor
     written = 0
     # Every interaction of the chunk's id range, by primary key, without an anti-join against
@@ -295,13 +263,10 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
     while True:
         if Run.objects.filter(pk=run.pk, cancel_requested=True).exists():
             raise RunStopped
-        rows = list(todo.filter(pk__gt=cursor).values_list("pk", "blinded_text")[:batch_size])
+        rows = _next_batch(todo, cursor, batch_size)
         if not rows:
             return written
-        _poison_check([pk for pk, _ in rows])
         values = scores.lookup({text for _, text in rows})
-        if delay and not delay_in_transaction:
-            time.sleep(delay)
         with transaction.atomic():
             _relax_commit_durability()
             now = timezone.now()
@@ -315,8 +280,6 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
                 lease_expires_at=now + timedelta(seconds=settings.DDI_CHUNK_LEASE_S),
             ):
                 raise LeaseLost
-            if delay and delay_in_transaction:
-                time.sleep(delay)
             inserted = write_predictions(model_version.pk, rows, values)
             if inserted != len(rows):  # some rows existed already: count what was written
                 RunChunk.objects.filter(pk=chunk.pk).update(
@@ -329,6 +292,11 @@ def _predict_chunk(chunk: RunChunk, run: Run, predictor: Predictor, owner: str) 
                 raise RunStopped
         cursor = rows[-1][0]
         written += inserted
+
+
+def _next_batch(todo, cursor: int, batch_size: int) -> list[tuple[int, str]]:
+    """The next (pk, blinded_text) rows after the cursor (the fault-injection tests wrap it)."""
+    return list(todo.filter(pk__gt=cursor).values_list("pk", "blinded_text")[:batch_size])
 
 
 def _relax_commit_durability() -> None:
@@ -419,8 +387,6 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
     distinct text."""
     import numpy as np
 
-    from modeling.uncertainty import reasons
-
     probs = np.clip(scores.probabilities.astype(np.float64), 0.0, 1.0)
     order = np.sort(probs, axis=1)
     top1 = order[:, -1]
@@ -441,7 +407,7 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
             "agreement": round(float(scores.agreement[i]), 4),
         }
         # Why it is unsure, in a pharmacist's words, for the review page (computed once here).
-        signals["why"] = reasons(
+        signals["why"] = why_unsure(
             signals["seen"], signals["novelty"], signals["direction"], signals["agreement"]
         )
         suffix = (

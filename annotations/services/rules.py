@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 import re._parser as sre_parse  # the stdlib parser; used read-only to inspect the pattern tree
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,23 +32,24 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Min, OuterRef, Q, Subquery
 
+from annotations import rule_matches
 from annotations.exceptions import InvalidLabelClass, InvalidRule
 from annotations.models import Interaction, ModelVersion, Prediction, Project, Rule
+from annotations.rule_matching import (
+    RULE_MAX_MS_PER_ROW,
+    CompiledRule,
+    RuleMatcher,
+    compile_pattern,
+    compile_rules,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_PATTERN_LENGTH = 1000
-# Per-probe budget at validation time; per-row budget at export time.
+# Per-probe budget at validation time (the per-row budget of matching: rule_matching).
 PROBE_TIMEOUT_S = getattr(settings, "DDI_RULE_PROBE_TIMEOUT_S", 0.05)
-MATCH_TIMEOUT_S = getattr(settings, "DDI_RULE_MATCH_TIMEOUT_S", 0.05)
 PROBE_LENGTH = 5000
 PREVIEW_EXAMPLES = 5
-# Cost guard per matcher (one request, one export): a rule whose cumulative matching time
-# exceeds max(RULE_COST_GRACE_S, evaluations x RULE_MAX_MS_PER_ROW) is cut off for the rest of
-# that matcher (counted as "no match", logged). Sane rules cost microseconds per row and never
-# trip it; a costly one stops after a fraction of a second whatever the number of rows.
-RULE_MAX_MS_PER_ROW = getattr(settings, "DDI_RULE_MAX_MS_PER_ROW", 0.5)
-RULE_COST_GRACE_S = getattr(settings, "DDI_RULE_COST_GRACE_S", 0.25)
 MAX_RULES_PER_PROJECT = getattr(settings, "DDI_MAX_RULES_PER_PROJECT", 50)
 # A bounded repeat holding another repeat is refused when the product of their upper bounds
 # exceeds this ((?:.{1,7}){1,7} is 49 ways to split every stretch; (\d{1,3}\.){3} is 9).
@@ -70,13 +70,6 @@ def _position_hint(pattern: str, pos: int | None) -> str:
         return " at the end of the pattern"
     before = f", after '{pattern[max(0, pos - 20) : pos]}'" if pos else ""
     return f" at position {pos} (character '{pattern[pos]}'{before})"
-
-
-def _compile(kind: str, pattern: str) -> regex.Pattern:
-    if kind == Rule.Kind.KEYWORD:
-        # Whole word, case-insensitive; lookarounds instead of \b so "co-trimoxazole" works.
-        return regex.compile(rf"(?<!\w){regex.escape(pattern.strip())}(?!\w)", regex.I | regex.V0)
-    return regex.compile(pattern, regex.V0)
 
 
 def _walk(items) -> Iterable[tuple]:
@@ -190,7 +183,7 @@ def validate_pattern(*, kind: str, pattern: str, samples: Sequence[str] = ()) ->
             f"The pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_LENGTH}."
         )
     try:
-        compiled = _compile(kind, pattern)
+        compiled = compile_pattern(kind, pattern)
     except regex.error as exc:
         raise InvalidRule(
             f"Invalid regular expression: {exc.msg}"
@@ -218,100 +211,6 @@ def validate_pattern(*, kind: str, pattern: str, samples: Sequence[str] = ()) ->
                     "e.g. avoid overlapping alternatives inside a repeat like (a|aa)+."
                 ) from None
     return compiled
-
-
-# --- matching ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    id: int | None
-    field: str
-    label_class: str
-    priority: int
-    pattern: regex.Pattern
-
-    def matches(self, text: str) -> bool:
-        try:
-            return self.pattern.search(text, timeout=MATCH_TIMEOUT_S) is not None
-        except TimeoutError:
-            logger.warning("rule %s timed out on a %d-character text", self.id, len(text))
-            return False
-
-
-@dataclass
-class RuleMatcher:
-    """The active rules of a project, compiled once, in precedence order (priority desc, id).
-
-    Blinded-text results are cached per pattern_hash: DrugBank repeats a few dozen sentence
-    patterns, so a million-row export evaluates each blinded rule a few dozen times.
-    """
-
-    rules: list[CompiledRule]
-    _cache: dict[str, CompiledRule | None] = field(default_factory=dict)
-    max_cache: int = 100_000
-    # Cost guard: [seconds, evaluations] per rule index, and the indexes cut off.
-    _costs: dict[int, list] = field(default_factory=dict)
-    cut_off: set[int] = field(default_factory=set)
-
-    @property
-    def has_raw_rules(self) -> bool:
-        return any(r.field == Rule.Field.RAW for r in self.rules)
-
-    def first_match(
-        self, *, blinded_text: str, pattern_hash: str, description: str
-    ) -> CompiledRule | None:
-        if not self.rules:
-            return None
-        if not self.has_raw_rules:
-            if pattern_hash in self._cache:
-                return self._cache[pattern_hash]
-            hit = self._first(blinded_text, description)
-            if len(self._cache) < self.max_cache:
-                self._cache[pattern_hash] = hit
-            return hit
-        return self._first(blinded_text, description)
-
-    def _first(self, blinded_text: str, description: str) -> CompiledRule | None:
-        for index, rule in enumerate(self.rules):
-            if index in self.cut_off:
-                continue
-            text = blinded_text if rule.field == Rule.Field.BLINDED else description
-            if self._timed_match(index, rule, text):
-                return rule
-        return None
-
-    def _timed_match(self, index: int, rule: CompiledRule, text: str) -> bool:
-        # CPU time of this thread: a process descheduled on a busy machine does not count, so
-        # a sane rule is never cut off by load (exports stay reproducible).
-        started = time.thread_time()
-        hit = rule.matches(text)
-        cost = self._costs.setdefault(index, [0.0, 0])
-        cost[0] += time.thread_time() - started
-        cost[1] += 1
-        if cost[0] > max(RULE_COST_GRACE_S, cost[1] * RULE_MAX_MS_PER_ROW / 1000):
-            self.cut_off.add(index)
-            logger.warning(
-                "rule %s cut off after %d rows (%.2f s): over its cost budget of %.2f ms a row",
-                rule.id,
-                cost[1],
-                cost[0],
-                RULE_MAX_MS_PER_ROW,
-            )
-        return hit
-
-
-def compile_rules(rules: Iterable[Rule]) -> RuleMatcher:
-    """Compile rules (already validated on save) into a matcher; invalid ones are skipped+logged."""
-    compiled = []
-    for rule in sorted(rules, key=lambda r: (-r.priority, r.id or 0)):
-        try:
-            pattern = _compile(rule.kind, rule.pattern)
-        except regex.error:
-            logger.error("rule %s has an invalid pattern; skipped", rule.id)
-            continue
-        compiled.append(CompiledRule(rule.id, rule.field, rule.label_class, rule.priority, pattern))
-    return RuleMatcher(compiled)
 
 
 def get_rule_matcher(*, project: Project) -> RuleMatcher:
@@ -359,10 +258,6 @@ class RulePreview:
         return self.first_shown + len(self.rows) - 1 if self.rows else 0
 
 
-def _active_model_version(project: Project) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, is_active=True).first()
-
-
 def preview_rule(
     *,
     project: Project,
@@ -391,7 +286,7 @@ def preview_rule(
         raise InvalidRule(f"Unknown field {field!r}; use one of {', '.join(Rule.Field.values)}.")
     compiled = validate_pattern(kind=kind, pattern=pattern, samples=_sample_texts(project, field))
     matcher = RuleMatcher([CompiledRule(None, field, label_class, 0, compiled)])
-    model_version = _active_model_version(project)
+    model_version = ModelVersion.objects.active_for(project)
     interactions = Interaction.objects.filter(project=project)
     examples: list[str] = []
     matches = disagreements = 0
@@ -546,15 +441,8 @@ def create_rule(
             is_active=is_active,
             created_by=user,
         )
-        _rule_matches().refresh_rule_matches(rule=rule)
+        rule_matches.refresh_rule_matches(rule=rule)
     return rule
-
-
-def _rule_matches():
-    # services.rule_matches builds on this module's matcher, so it is imported when used.
-    from annotations.services import rule_matches
-
-    return rule_matches
 
 
 _UPDATABLE = ("name", "kind", "field", "pattern", "label_class", "priority", "is_active")
@@ -587,7 +475,7 @@ def update_rule(*, rule: Rule, user: AbstractBaseUser | None = None, **changes) 
         )
         rule.save()
         if rematch or (rule.is_active and not before.is_active):
-            _rule_matches().refresh_rule_matches(rule=rule)
+            rule_matches.refresh_rule_matches(rule=rule)
     return rule
 
 

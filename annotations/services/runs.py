@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from annotations.exceptions import InvalidRunParams, NoActiveModelVersion, RunNotCancellable
 from annotations.models import ModelVersion, Project, Run, RunChunk
+from annotations.services.dispatch import send_chunk, send_run
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def start_pseudolabel_run(
     returned (a partial unique constraint guarantees one active run per version).
     """
     if model_version is None:
-        model_version = ModelVersion.objects.filter(project=project, is_active=True).first()
+        model_version = ModelVersion.objects.active_for(project)
         if model_version is None:
             raise NoActiveModelVersion(
                 f"project {project.name!r} has no active model version yet: train one first"
@@ -220,45 +221,6 @@ def _start_run(
     if enqueue:
         transaction.on_commit(lambda: send_run(run.pk))
     return run
-
-
-# --- sending ------------------------------------------------------------------------------------
-
-
-def send_run(run_id: int) -> bool:
-    """Publish the task message of a run; on a broker error log it and leave the run queued.
-
-    The watchdog (annotations.requeue_stale_runs) re-sends queued runs, so a broker outage
-    delays a run but never loses it. Returns whether the message was published.
-    """
-    from annotations import tasks  # tasks import services; import here to avoid a cycle
-
-    run = Run.objects.filter(pk=run_id).only("kind").first()
-    if run is None:
-        logger.warning("run %s vanished before it could be sent", run_id)
-        return False
-    task = {
-        Run.Kind.TRAIN: tasks.train_model,
-        Run.Kind.RETRAIN: tasks.retrain,
-        Run.Kind.PSEUDOLABEL: tasks.pseudolabel_run,
-    }[run.kind]
-    return _publish(task, run_id, what=f"run {run_id} ({run.kind})")
-
-
-def send_chunk(chunk_id: int) -> bool:
-    """Publish one chunk task; on a broker error log it (the watchdog re-sends it later)."""
-    from annotations import tasks
-
-    return _publish(tasks.pseudolabel_chunk, chunk_id, what=f"chunk {chunk_id}")
-
-
-def _publish(task, object_id: int, *, what: str) -> bool:
-    try:
-        task.apply_async(args=[object_id], retry=True, retry_policy={"max_retries": 2})
-    except Exception as error:  # kombu/redis raise many types; none may lose the Run row
-        logger.error("broker unavailable, %s stays queued for the watchdog: %s", what, error)
-        return False
-    return True
 
 
 # --- claiming and finishing (used by workers) ----------------------------------------------------
@@ -341,14 +303,6 @@ def finish_run(
             error=parent_error[:4000],
         )
     return True
-
-
-def record_progress(*, run_id: int, done: int, total: int, stage: str) -> bool:
-    """Write progress + heartbeat; returns False when the run was cancelled meanwhile."""
-    Run.objects.filter(pk=run_id, state=Run.State.RUNNING).update(
-        progress_done=done, progress_total=total, stage=stage[:200], heartbeat_at=timezone.now()
-    )
-    return not Run.objects.filter(pk=run_id, cancel_requested=True).exists()
 
 
 # --- cancelling ---------------------------------------------------------------------------------

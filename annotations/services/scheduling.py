@@ -121,7 +121,7 @@ def check_retrain_policies() -> list[Run]:
         ).exists()
         if busy:
             continue
-        active = ModelVersion.objects.filter(project=project, is_active=True).first()
+        active = ModelVersion.objects.active_for(project)
         marks = [t for t in (active and active.created_at, policy.last_triggered_at) if t]
         since = max(marks) if marks else None
         if count_new_reviews(project=project, since=since) < policy.min_new_reviews:
@@ -245,7 +245,7 @@ def get_project_schedule(*, project: Project) -> ProjectSchedule:
         mode = ScheduleMode.REVIEWS
     reviews = None
     if mode == ScheduleMode.REVIEWS and policy is not None:
-        active = ModelVersion.objects.filter(project=project, is_active=True).first()
+        active = ModelVersion.objects.active_for(project)
         marks = [t for t in (active and active.created_at, policy.last_triggered_at) if t]
         reviews = count_new_reviews(project=project, since=max(marks) if marks else None)
     last_run = (

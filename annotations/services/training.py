@@ -32,6 +32,16 @@ from annotations.models import (
     Project,
     Run,
 )
+from annotations.services.ml import (
+    TrainConfig,
+    classification_metrics,
+    data_fingerprint,
+    get_predictor,
+    make_train_example,
+    read_out_of_fold,
+    text_key,
+    train,
+)
 from annotations.services.runs import (
     TRAINING_KINDS,
     RetryLater,
@@ -71,8 +81,6 @@ def gather_training_examples(
     (a reviewer's class wins, an "unclear" flag excludes it) or any review event (a reviewer
     looked at it and rejected, changed or undid something). Read-only.
     """
-    from modeling.training import TrainExample
-
     classes = set(project.label_classes)
     examples = []
     counts = {"review": 0, "seed": 0, "import": 0, "pseudo": 0, "skipped_unknown_class": 0}
@@ -83,9 +91,9 @@ def gather_training_examples(
         if label_class not in classes:
             counts["skipped_unknown_class"] += 1
             continue
-        examples.append(TrainExample(text=text, label=label_class))
+        examples.append(make_train_example(text=text, label=label_class))
         counts[source] = counts.get(source, 0) + 1
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    active = ModelVersion.objects.active_for(project)
     if include_pseudo_labels_above is not None and active is not None:
         has_label = Label.objects.filter(interaction=OuterRef("interaction"))
         was_reviewed = LabelEvent.objects.filter(
@@ -102,7 +110,7 @@ def gather_training_examples(
             .values_list("interaction__blinded_text", "predicted_class")
         )
         for text, label_class in pseudo[: settings.DDI_MAX_PSEUDO_LABEL_EXAMPLES]:
-            examples.append(TrainExample(text=text, label=label_class))
+            examples.append(make_train_example(text=text, label=label_class))
             counts["pseudo"] += 1
     counts["total"] = len(examples)
     return TrainingData(examples=examples, counts=counts)
@@ -115,16 +123,12 @@ TUNABLE_PARAMS = ("epochs", "learning_rate", "lora_r", "max_length")
 
 def get_train_defaults() -> dict:
     """TrainConfig's defaults of the tunable run parameters (what an empty field means)."""
-    from modeling.config import TrainConfig
-
     defaults = TrainConfig()
     return {key: getattr(defaults, key) for key in TUNABLE_PARAMS}
 
 
 def build_train_config(params: dict):
     """TrainConfig from the defaults, settings.DDI_BACKBONE and the run's params."""
-    from modeling.config import TrainConfig
-
     values = {
         "backbone": params.get("backbone") or settings.DDI_BACKBONE,
         "checkpoint_every_steps": settings.DDI_TRAIN_CHECKPOINT_EVERY,
@@ -258,8 +262,6 @@ def train_for_run(*, run: Run) -> ModelVersion:
     Side effects: writes the artifact folder, a ModelVersion row, Run progress/result.
     Resumes from the run's checkpoint; a run whose version is already ready is not retrained.
     """
-    from modeling.training import train
-
     project = run.project
     params = run.params or {}
     model_version = run.model_version
@@ -305,8 +307,6 @@ def train_for_run(*, run: Run) -> ModelVersion:
     except Exception as error:
         _mark_version(model_version, ModelVersion.Status.FAILED, f"training failed: {error}")
         raise
-    from modeling.artifacts import data_fingerprint
-
     model_version.metrics = result.metrics
     model_version.data_fingerprint = data_fingerprint((e.text, e.label) for e in data.examples)
     model_version.n_train_examples = len(data.examples)
@@ -392,11 +392,6 @@ def compare_on_held_out(*, project: Project, new: ModelVersion, active: ModelVer
     both versions' out-of-fold macro-F1 (each on its own training labels) are compared instead.
     Read-only; loads the active version's Predictor (cached per process).
     """
-    from annotations.services.pseudolabel import get_predictor
-    from modeling.artifacts import read_out_of_fold
-    from modeling.metrics import classification_metrics
-    from modeling.uncertainty import text_key
-
     classes = list(project.label_classes)
     index = {name: i for i, name in enumerate(classes)}
     new_oof = read_out_of_fold(Path(new.artifact_path))
@@ -458,7 +453,8 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
     with transaction.atomic():
         active = (
             ModelVersion.objects.select_for_update()
-            .filter(project_id=model_version.project_id, is_active=True)
+            .active()
+            .filter(project_id=model_version.project_id)
             .exclude(pk=model_version.pk)
             .first()
         )
@@ -554,11 +550,6 @@ class _ProgressWriter:
             self.first_step = progress.step
             logger.info("training run %s: first step %s", self.run_id, progress.step)
         self._record(progress)
-        # Tests only: slow steps down AFTER recording, so the test delay does not widen the window
-        # in which a new checkpoint file is on disk but not yet in Run.cursor.
-        delay = settings.DDI_TRAIN_TEST_STEP_DELAY_S
-        if delay:
-            time.sleep(delay)
 
     def _stage(self, progress, now: float) -> str:
         """The phase in words, with the time left at this run's own pace (resumes included)."""

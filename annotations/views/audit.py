@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from annotations import audit_stats
+from annotations.exceptions import AuditCannotStart
 from annotations.models import Audit
 from annotations.roles import Role, has_role
 from annotations.selectors import audit as audit_selectors
@@ -85,7 +86,7 @@ def audit_page(request: HttpRequest, project_pk: int) -> HttpResponse:
                 )
                 messages.success(request, "Auto-accept error rate saved.")
                 return redirect("annotations:audit", project_pk=project.pk)
-        except audit_service.AuditCannotStart as exc:
+        except AuditCannotStart as exc:
             form.add_error("alpha", str(exc))
         return _page(request, project, alpha_form=form, status=422)
     form = AuditStartForm(request.POST)
@@ -98,7 +99,7 @@ def audit_page(request: HttpRequest, project_pk: int) -> HttpResponse:
                 source=form.cleaned_data["source"],
                 by_pattern=form.cleaned_data["by_pattern"],
             )
-        except audit_service.AuditCannotStart as exc:
+        except AuditCannotStart as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(

@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET
 
 from annotations.api.exports import streaming_export_response
 from annotations.exceptions import DomainError
+from annotations.final_label_order import SOURCES
 from annotations.models import Project
 from annotations.roles import Role
 from annotations.services.export import FORMATS, build_export_card, filters_from_query
 from annotations.services.export.card import card_markdown
-from annotations.services.final_labels import SOURCES
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotations import audit_stats
+from annotations.exceptions import AuditCannotStart
 from annotations.models import Audit, AuditItem, Label, LabelEvent, ModelVersion
 from annotations.selectors.audit import (
     get_audit_summary,
@@ -167,12 +168,12 @@ def test_rule_labels_are_audited_separately(model_project, curator_carl):
 
 
 def test_an_audit_without_model_labels_says_why_it_cannot_start(project, curator_carl):
-    with pytest.raises(audit_service.AuditCannotStart, match="no active model version"):
+    with pytest.raises(AuditCannotStart, match="no active model version"):
         audit_service.start_audit(project=project, user=curator_carl)
     ModelVersionFactory(project=project, is_active=True)
-    with pytest.raises(audit_service.AuditCannotStart, match="No rows to audit"):
+    with pytest.raises(AuditCannotStart, match="No rows to audit"):
         audit_service.start_audit(project=project, user=curator_carl)
-    with pytest.raises(audit_service.AuditCannotStart, match="between 1 and"):
+    with pytest.raises(AuditCannotStart, match="between 1 and"):
         audit_service.start_audit(project=project, user=curator_carl, size=0)
 
 
@@ -210,7 +211,7 @@ def test_an_unclear_answer_is_not_counted_as_right_or_wrong(
 
 
 def test_auto_accept_thresholds_and_the_export_filter(model_project, curator_carl, reviewer_rita):
-    with pytest.raises(audit_service.AuditCannotStart, match=r"between 0 and 0\.5"):
+    with pytest.raises(AuditCannotStart, match=r"between 0 and 0\.5"):
         audit_service.set_auto_accept_alpha(project=model_project, alpha=0.7)
     audit_service.set_auto_accept_alpha(project=model_project, alpha="0.2")
     assert get_auto_accept(project=model_project).reason.startswith("no audit yet")
@@ -244,7 +245,7 @@ def test_auto_accept_thresholds_and_the_export_filter(model_project, curator_car
 
 
 def test_the_export_filter_needs_auto_accept_on(model_project):
-    from annotations.services.export import InvalidExportFilter
+    from annotations.exceptions import InvalidExportFilter
 
     with pytest.raises(InvalidExportFilter, match="Audit page"):
         make_filters(project=model_project, auto_accepted=True)

@@ -8,12 +8,12 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotations.exceptions import NotYourBlindReview
+from annotations.final_label_order import SOURCES
 from annotations.models import Adjudication, Label, LabelEvent, ReviewTask
 from annotations.roles import Role
 from annotations.selectors.blind import is_blind_for
 from annotations.selectors.final_labels import iter_final_labels
 from annotations.services import blind, labels
-from annotations.services.final_labels import SOURCES
 from tests.factories import (
     InteractionFactory,
     ModelVersionFactory,

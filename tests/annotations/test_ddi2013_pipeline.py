@@ -8,10 +8,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotations.exceptions import NoActiveModelVersion
+from annotations.exceptions import EvaluationError, NoActiveModelVersion
 from annotations.models import Interaction, Label, ModelVersion, Prediction, Project, Run
 from annotations.services.evaluation import (
-    EvaluationError,
     default_positive_classes,
     evaluate_model_version,
 )

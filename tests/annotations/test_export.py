@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotations.exceptions import InvalidExportFilter
 from annotations.models import Interaction, Label, Project, Rule
 from annotations.selectors.final_labels import FinalLabelFilters, iter_final_labels
 from annotations.services.export import (
-    InvalidExportFilter,
     build_export_card,
     columns_for,
     make_filters,

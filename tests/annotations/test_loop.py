@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from annotations.exceptions import InvalidReferenceFile
 from annotations.models import (
     Interaction,
     Label,
@@ -213,9 +214,9 @@ def test_reference_csv_is_checked_against_the_project_classes(project, tmp_path)
     assert loop.load_reference_csv(path=good, project=project).classes_by_pattern == {
         "DRUG_A up DRUG_B.": "Synergistic"
     }
-    with pytest.raises(loop.ReferenceError, match="line 2: 'Additive' is not a class"):
+    with pytest.raises(InvalidReferenceFile, match="line 2: 'Additive' is not a class"):
         loop.load_reference_csv(path=bad, project=project)
-    with pytest.raises(loop.ReferenceError, match="missing: label, pattern"):
+    with pytest.raises(InvalidReferenceFile, match="missing: label, pattern"):
         loop.load_reference_csv(path=wrong_columns, project=project)
 
 

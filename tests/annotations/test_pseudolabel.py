@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotations.exceptions import NoActiveModelVersion
 from annotations.models import Prediction, Run, RunChunk
-from annotations.services import pseudolabel
+from annotations.services import ml, pseudolabel
 from annotations.services.pseudolabel import (
     plan_pseudolabel_run,
     process_chunk,
@@ -20,6 +20,7 @@ from annotations.services.pseudolabel import (
 )
 from annotations.services.runs import RetryLater, cancel_run, start_pseudolabel_run
 from modeling.inference import Predictor
+from tests.harness import faults
 from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
 
 
@@ -100,15 +101,14 @@ def test_a_chunk_killed_after_one_batch_resumes_from_its_cursor(
     interactions = make_interactions(project, 40)
     run = start_pseudolabel_run(project=project)
     [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
-    small_chunks.DDI_PSEUDOLABEL_TEST_DELAY_S = 0.001
     calls = []
 
-    def die_on_second_batch(seconds):
-        calls.append(seconds)
+    def die_on_second_batch(ids):
+        calls.append(ids)
         if len(calls) == 2:
             raise SystemExit("simulated SIGKILL")
 
-    monkeypatch.setattr(pseudolabel.time, "sleep", die_on_second_batch)
+    faults.before_each_batch(die_on_second_batch, patch=monkeypatch.setattr)
     with pytest.raises(SystemExit):
         process_chunk(chunk_id=chunk_id)
     chunk = RunChunk.objects.get(pk=chunk_id)
@@ -270,7 +270,7 @@ def test_each_distinct_text_is_scored_once_per_worker_across_batches_and_chunks(
     project, version, small_chunks, monkeypatch
 ):
     interactions = make_interactions(project, 120)  # 6 patterns, 3 chunks, 8 batches
-    monkeypatch.setattr(pseudolabel, "_PREDICTORS", {})  # a fresh worker process
+    monkeypatch.setattr(ml, "_PREDICTORS", {})  # a fresh worker process
     scored: list[str] = []
     predictor = pseudolabel.get_predictor(version)
     original = predictor.score
@@ -295,3 +295,14 @@ def test_the_score_cache_keeps_only_its_most_recently_used_texts(version):
     cache.lookup({"DRUG_A three DRUG_B"})
 
     assert list(cache._values) == ["DRUG_A one DRUG_B", "DRUG_A three DRUG_B"]
+
+
+def test_the_inference_backend_is_the_setting_passed_to_the_predictor(
+    version, settings, monkeypatch
+):
+    monkeypatch.setattr(ml, "_PREDICTORS", {})  # a fresh worker process
+    settings.DDI_INFERENCE_BACKEND = "tensorrt"
+    with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
+        ml.get_predictor(version)
+    settings.DDI_INFERENCE_BACKEND = "torch"
+    assert ml.get_predictor(version).backend == "torch"

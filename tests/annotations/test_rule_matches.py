@@ -15,12 +15,13 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from annotations import rule_matching
 from annotations.models import Interaction, Prediction, Rule, RuleMatch
+from annotations.rule_matches import ensure_rule_matches
 from annotations.selectors.rules import interactions_disagreeing_with_rules, with_winning_rule
 from annotations.services import rules as rule_service
 from annotations.services.export import make_filters, stream_export
 from annotations.services.importing import import_interactions
-from annotations.services.rule_matches import ensure_rule_matches
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -118,13 +119,13 @@ def _stored_semantics(project, version):
 def counted_matches(monkeypatch):
     """Counts every regex evaluation (CompiledRule.matches is where each one runs)."""
     calls = {"n": 0}
-    original = rule_service.CompiledRule.matches
+    original = rule_matching.CompiledRule.matches
 
     def counting(self, text):
         calls["n"] += 1
         return original(self, text)
 
-    monkeypatch.setattr(rule_service.CompiledRule, "matches", counting)
+    monkeypatch.setattr(rule_matching.CompiledRule, "matches", counting)
     return calls
 
 
@@ -189,7 +190,7 @@ def test_export_and_the_queue_rule_filter_run_no_regex_with_ten_costly_rules(
     ensure_rule_matches(project=project)  # their first (and only) matching, under the guard
     upgrade_s = time.perf_counter() - started
     assert Rule.objects.filter(is_too_costly=True).count() == 10
-    assert upgrade_s < 10 * (rule_service.RULE_COST_GRACE_S + rule_service.MATCH_TIMEOUT_S) + 5
+    assert upgrade_s < 10 * (rule_matching.RULE_COST_GRACE_S + rule_matching.MATCH_TIMEOUT_S) + 5
     expected_winners, expected_disagree = _old_semantics(project, version)
     counted_matches["n"] = 0
 

@@ -10,10 +10,10 @@ from django_celery_beat.models import PeriodicTask
 
 from annotations.exceptions import InvalidRunParams, RunNotCancellable
 from annotations.models import LabelEvent, RetrainPolicy, Run
+from annotations.services.dispatch import send_run
 from annotations.services.runs import (
     cancel_run,
     requeue_stale_runs,
-    send_run,
     start_train_run,
 )
 from annotations.services.scheduling import (

@@ -66,7 +66,7 @@ def test_a_frozen_restarted_or_full_broker_never_loses_a_run_nor_answers_500(
     versions = [
         ready_version(project, tiny_artifact, number=k, active=k == 1) for k in (1, 2, 3, 4)
     ]
-    worker = pool.start("w1", DDI_PSEUDOLABEL_TEST_DELAY_S="0.2")
+    worker = pool.start("w1", FAULT_PSEUDOLABEL_DELAY_S="0.2")
     api = APIClient()
     api.force_authenticate(admin_ada)
 

@@ -81,8 +81,8 @@ def test_a_frozen_backend_hits_the_soft_time_limit_rolls_back_and_the_run_ends_e
     worker = pool.start(
         "w1",
         DDI_CHUNK_SOFT_TIME_LIMIT_S=str(soft_limit),
-        DDI_PSEUDOLABEL_TEST_DELAY_S="0.3",
-        DDI_PSEUDOLABEL_TEST_DELAY_IN_TRANSACTION="1",
+        FAULT_PSEUDOLABEL_DELAY_S="0.3",
+        FAULT_PSEUDOLABEL_DELAY_IN_TRANSACTION="1",
     )
     baseline = len(backends(WORKER_DB_APP_NAME))
     run = start_pseudolabel_run(project=project)

@@ -76,7 +76,7 @@ def test_training_killed_at_random_steps_resumes_from_the_recorded_checkpoint_ex
     seed_labels(make_interactions(project, 400))
     env = {
         "DDI_TRAIN_CHECKPOINT_EVERY": str(K),
-        "DDI_TRAIN_TEST_STEP_DELAY_S": "0.1",
+        "FAULT_TRAIN_STEP_DELAY_S": "0.1",
         "DDI_STALE_AFTER_S": "6",
     }
     worker = pool.start("w1", queues="training", **env)
@@ -109,7 +109,7 @@ def test_training_killed_at_random_steps_resumes_from_the_recorded_checkpoint_ex
         worker = pool.start(
             f"w1-{k}",
             queues="training",
-            **{**env, **({"DDI_TRAIN_TEST_STEP_DELAY_S": "0"} if last else {})},
+            **{**env, **({"FAULT_TRAIN_STEP_DELAY_S": "0"} if last else {})},
         )
         first = wait_for(
             lambda w=worker: re.search(r"first step (\d+)", w.log.read_text(errors="replace")),
@@ -164,7 +164,7 @@ def test_two_beats_and_a_double_run_now_start_one_run_per_window_and_one_lock_ho
 
     project = ProjectFactory(name="Single flight")
     seed_labels(make_interactions(project, 60))
-    env = {"DDI_TRAIN_TEST_STEP_DELAY_S": "0.05"}
+    env = {"FAULT_TRAIN_STEP_DELAY_S": "0.05"}
     pool.start("w1", queues="default,training", **env)
     pool.start("w2", queues="default,training", **env)
     every, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)

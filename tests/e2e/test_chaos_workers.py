@@ -74,7 +74,7 @@ def test_a_killed_pool_child_is_requeued_at_once_and_without_reject_the_watchdog
     # Control: reject_on_worker_lost off, one chunk. The killed child's message is acked and
     # lost; only the watchdog can bring the chunk back.
     # 0.5 s per 20-row batch: the single chunk lasts >= 25 s, so it outlives every phase.
-    slow = {"DDI_PSEUDOLABEL_TEST_DELAY_S": "0.5"}
+    slow = {"FAULT_PSEUDOLABEL_DELAY_S": "0.5"}
     control = pool.start(
         "ctl",
         CELERY_TASK_REJECT_ON_WORKER_LOST="False",
@@ -132,7 +132,7 @@ def test_a_visibility_timeout_shorter_than_a_chunk_never_lets_two_workers_hold_i
         "CELERY_VISIBILITY_TIMEOUT": "5",
         # kombu sweeps expired unacked messages back on a timer (settings: 30 s in production).
         "CELERY_UNACKED_RESTORE_INTERVAL": "1",
-        "DDI_PSEUDOLABEL_TEST_DELAY_S": "4",  # a chunk takes ~20 s, four times the VT
+        "FAULT_PSEUDOLABEL_DELAY_S": "4",  # a chunk takes ~20 s, four times the VT
         "DDI_CHUNK_LEASE_S": "10",  # renewed by every batch
     }
     first = pool.start("w1", **slow)
@@ -209,7 +209,7 @@ def test_a_chaos_loop_of_random_kills_ends_exact_and_a_poison_chunk_fails_after_
     poison = interactions[150]
     worker = pool.start(
         "poisoned",
-        DDI_TEST_POISON_INTERACTION_ID=str(poison.pk),
+        FAULT_POISON_INTERACTION_ID=str(poison.pk),
         DDI_MAX_ATTEMPTS=str(max_attempts),
     )
     poison_run = start_pseudolabel_run(

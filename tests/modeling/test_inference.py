@@ -1,4 +1,4 @@
-"""Predictor: dedup, order, streaming, safety of artifacts, int8 gating."""
+"""Predictor: dedup, order, streaming, safety of artifacts, removed backends."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from modeling import inference
-from modeling.artifacts import ArtifactError, update_model_json
-from modeling.inference import Predictor
-from modeling.quantization import measure_int8_agreement
+from modeling.artifacts import ArtifactError
+from modeling.cli import main as cli_main
+from modeling.inference import Predictor, resolve_backend
 
 
 def test_dedup_gives_the_same_result_as_scoring_each_text_alone_in_input_order(tiny_model):
@@ -62,15 +62,21 @@ def test_missing_files_are_named(tmp_path):
         Predictor.load(tmp_path)
 
 
-def test_int8_falls_back_to_fp32_until_agreement_is_measured(tiny_model, tmp_path):
-    model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
-    with pytest.warns(UserWarning, match="int8 agreement"):
-        assert Predictor.load(model_dir, quantize=True).quantized is False
-    texts = [e.text for e in tiny_model[1]]
-    record = measure_int8_agreement(model_dir, texts)
-    assert 0.0 <= record["agreement"] <= 1.0 and record["n_texts"] == len(texts)
-    update_model_json(model_dir, int8={**record, "agreement": 1.0})
-    predictor = Predictor.load(model_dir, quantize=True)
-    assert predictor.quantized is True
-    assert predictor.predict_batch(texts).shape == (len(texts), 2)
+def test_the_removed_torch_int8_backend_is_refused_with_what_to_use_instead(
+    tiny_model, tmp_path, capsys
+):
+    # Measured worse than torch fp32 (README "Inference") and removed; old spellings say so.
+    with pytest.raises(ValueError, match=r"torch-int8 backend was removed.*use 'onnx'"):
+        resolve_backend("torch-int8")
+    with pytest.raises(ValueError, match="torch-int8 backend was removed"):
+        Predictor.load(tiny_model[0].artifact_dir, backend="torch-int8")
+    with pytest.raises(TypeError, match="quantize"):
+        Predictor.load(tiny_model[0].artifact_dir, quantize=True)
+    common = ["--model", str(tmp_path), "--input", "in.csv", "--output", "out.csv"]
+    for extra in (["--int8"], ["--backend", "torch-int8"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["predict", *common, *extra])
+        assert exit_info.value.code == 2
+        assert "was removed" in capsys.readouterr().err
+    assert cli_main(["verify-int8", "--model", str(tmp_path), "--input", "in.csv"]) == 2
+    assert "use --backend onnx-int8" in capsys.readouterr().err

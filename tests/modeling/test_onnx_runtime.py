@@ -13,14 +13,13 @@ import torch
 
 from modeling import onnx_runtime
 from modeling.artifacts import update_model_json
-from modeling.cli import main
-from modeling.inference import BACKEND_ENV, Predictor, resolve_backend
-from modeling.onnx_runtime import (
-    ONNX_INT8_FIELD,
-    export_onnx,
-    measure_onnx_int8_agreement,
-    onnx_paths,
-)
+from modeling.cli import _build_parser, main
+from modeling.export import export_onnx, measure_onnx_int8_agreement
+from modeling.inference import Predictor, resolve_backend
+from modeling.onnx_runtime import ONNX_INT8_FIELD, onnx_paths
+
+BACKEND_ENV = "DDI_INFERENCE_BACKEND"
+PREDICT = ["predict", "--model", "m", "--input", "in.csv", "--output", "out.csv"]
 
 
 def _one_member(tiny_model):
@@ -153,16 +152,19 @@ def test_loading_any_backend_never_unpickles(exported_model, monkeypatch):
         assert Predictor.load(exported_model, backend=backend).backend == backend
 
 
-def test_backend_comes_from_the_argument_then_quantize_then_the_environment(monkeypatch):
+def test_backend_comes_from_the_argument_and_the_command_line_reads_the_environment(
+    monkeypatch,
+):
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert resolve_backend(None) == "torch"
-    assert resolve_backend(None, quantize=True) == "torch-int8"
+    assert _build_parser().parse_args(PREDICT).backend is None
     monkeypatch.setenv(BACKEND_ENV, "onnx-int8")
-    assert resolve_backend(None) == "onnx-int8"
+    assert resolve_backend(None) == "torch"  # modeling itself reads no environment
+    assert _build_parser().parse_args(PREDICT).backend == "onnx-int8"
+    assert resolve_backend("onnx-int8") == "onnx-int8"
     assert resolve_backend("onnx") == "onnx"
-    monkeypatch.setenv(BACKEND_ENV, "tensorrt")
     with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
-        resolve_backend(None)
+        resolve_backend("tensorrt")
 
 
 def test_export_onnx_command_records_the_int8_gate(model_copy, tmp_path, capsys):

@@ -282,35 +282,6 @@ def test_training_killed_in_a_later_member_resumes_there_to_the_same_weights(tmp
     )
 
 
-def test_repeated_texts_share_one_unit_of_weight():
-    from modeling.training import repeat_weights
-
-    assert repeat_weights(["a", "a", "b", "a"]).tolist() == pytest.approx([1 / 3, 1 / 3, 1, 1 / 3])
-
-
-def test_batch_loss_counts_a_text_repeated_k_times_like_the_text_once():
-    from torch.nn import functional as F
-
-    from modeling.training import batch_loss, repeat_weights
-
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 2, generator=generator)
-    targets = torch.tensor([0, 1, 1])
-    class_weight = torch.tensor([2.0, 0.5])
-    once = batch_loss(logits, targets, class_weight, None, [0, 1, 2])
-    # Without sample weights (or with all-ones) it is F.cross_entropy's class-weighted mean.
-    assert torch.equal(once, F.cross_entropy(logits, targets, weight=class_weight))
-    ones = batch_loss(logits, targets, class_weight, torch.ones(3), [0, 1, 2])
-    assert ones.item() == pytest.approx(once.item(), rel=1e-6)
-    # The first text four times, each weighted 1/4: the same loss as the text once.
-    repeated = [0, 0, 0, 0, 1, 2]
-    texts = ["t0", "t0", "t0", "t0", "t1", "t2"]
-    weighted = batch_loss(
-        logits[repeated], targets[repeated], class_weight, repeat_weights(texts), list(range(6))
-    )
-    assert weighted.item() == pytest.approx(once.item(), rel=1e-6)
-
-
 @pytest.mark.slow
 def test_a_sentence_unlike_any_labelled_one_is_more_uncertain_than_a_labelled_one(tmp_path):
     examples = make_examples(["Synergistic", "Antagonistic"], per_class=12)

@@ -68,9 +68,9 @@ WORKERS = 2 if LONG else 1
 GUNICORN = {"workers": 4, "threads": 8} if LONG else {"workers": 2, "threads": 4}
 # The run should last about as long as the load: each batch of the worker sleeps this long.
 RUN_KNOBS = (
-    {"DDI_PSEUDOLABEL_BATCH_SIZE": "50", "DDI_PSEUDOLABEL_TEST_DELAY_S": "1.0"}
+    {"DDI_PSEUDOLABEL_BATCH_SIZE": "50", "FAULT_PSEUDOLABEL_DELAY_S": "1.0"}
     if LONG
-    else {"DDI_PSEUDOLABEL_BATCH_SIZE": "20", "DDI_PSEUDOLABEL_TEST_DELAY_S": "0.15"}
+    else {"DDI_PSEUDOLABEL_BATCH_SIZE": "20", "FAULT_PSEUDOLABEL_DELAY_S": "0.15"}
 )
 BURST = {"per_second": 50, "seconds": 10 if LONG else 5, "start_after_s": 5}
 LOGIN_RATE_PER_MIN = 10  # annotations/api/throttling.py DEFAULT_LOGIN_RATE, per gunicorn worker

@@ -19,6 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from annotations import rule_matching
 from annotations.exceptions import InvalidRule
 from annotations.models import Interaction, Prediction, Rule
 from annotations.selectors.rules import interactions_disagreeing_with_rules
@@ -137,7 +138,7 @@ def _costly_rows(project, n):
 
 def test_ten_costly_rules_cost_the_queue_filter_and_the_export_a_bounded_time(project):
     version = _costly_rows(project, 2000)
-    single = rule_service.compile_rules([Rule(id=1, field="raw", pattern=COSTLY_SAVED)])
+    single = rule_matching.compile_rules([Rule(id=1, field="raw", pattern=COSTLY_SAVED)])
     started = time.perf_counter()
     single.rules[0].matches(Interaction.objects.first().description)
     per_row = time.perf_counter() - started
@@ -153,7 +154,7 @@ def test_ten_costly_rules_cost_the_queue_filter_and_the_export_a_bounded_time(pr
     )
     export_s = time.perf_counter() - started
 
-    budget = 10 * (rule_service.RULE_COST_GRACE_S + rule_service.MATCH_TIMEOUT_S) + 5
+    budget = 10 * (rule_matching.RULE_COST_GRACE_S + rule_matching.MATCH_TIMEOUT_S) + 5
     assert queue_s < budget, (queue_s, unguarded)
     assert export_s < budget, (export_s, unguarded)
     assert unguarded > 2 * budget  # without the guard this would have taken much longer
@@ -257,7 +258,7 @@ def test_the_rules_page_refuses_the_costly_preview_and_the_rule_past_the_cap(
 
 
 def test_a_sane_rule_is_never_cut_off_however_many_rows():
-    matcher = rule_service.compile_rules(
+    matcher = rule_matching.compile_rules(
         [Rule(id=1, field="raw", pattern=r"\bincrease\b", label_class="Synergistic")]
     )
     for i in range(20_000):
@@ -268,7 +269,7 @@ def test_a_sane_rule_is_never_cut_off_however_many_rows():
 
 
 def test_a_costly_rule_is_cut_off_and_then_skipped():
-    matcher = rule_service.compile_rules(
+    matcher = rule_matching.compile_rules(
         [Rule(id=1, field="raw", pattern=COSTLY_SAVED, label_class="Synergistic")]
     )
     text = "the e the e the e the e the e the e the e the e the e the e the e " * 2

@@ -12,10 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotations.exceptions import DomainError
+from annotations.final_label_order import SOURCES
 from annotations.management.commands._jobs import project_named
 from annotations.models import Interaction
 from annotations.services.export import FORMATS, filters_from_query, write_export
-from annotations.services.final_labels import SOURCES
 
 
 def _csv_list(value: str) -> list[str]:

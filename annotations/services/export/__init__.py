@@ -13,18 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.exceptions import DomainError
+from annotations.exceptions import InvalidExportFilter
+from annotations.final_label_order import SOURCES
 from annotations.models import Project
 from annotations.selectors.final_labels import (
     FinalLabelFilters,
     FinalLabelStats,
-    get_active_model_version,
     iter_final_labels,
 )
 from annotations.selectors.team import get_team_answers
+from annotations.selectors.versions import get_serving_model_version
 from annotations.services.export.card import build_card, card_json, card_markdown
 from annotations.services.export.writers import CONTENT_TYPES, FORMATS, WRITERS, columns_for
-from annotations.services.final_labels import SOURCES
 
 # Footer key of the dataset card (JSON) inside an exported Parquet file.
 PARQUET_CARD_KEY = "ddi_curate.dataset_card"
@@ -33,7 +33,6 @@ __all__ = [
     "CONTENT_TYPES",
     "FORMATS",
     "ExportResult",
-    "InvalidExportFilter",
     "build_export_card",
     "columns_for",
     "filters_from_query",
@@ -41,10 +40,6 @@ __all__ = [
     "stream_export",
     "write_export",
 ]
-
-
-class InvalidExportFilter(DomainError):
-    """An export option that cannot be applied (unknown format, source or class)."""
 
 
 def make_filters(
@@ -148,7 +143,7 @@ def _card_of(
         project=project,
         filters=filters,
         stats=stats,
-        model_version=get_active_model_version(project=project),
+        model_version=get_serving_model_version(project=project),
         export_format=export_format,
     )
 

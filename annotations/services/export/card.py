@@ -114,7 +114,7 @@ def build_card(
             }
             for r in rules
         ],
-        # Active but too costly to match: they decide nothing (services/rule_matches.py).
+        # Active but too costly to match: they decide nothing (annotations/rule_matches.py).
         "rules_too_costly": [
             {"id": r.id, "name": r.name, "pattern": r.pattern} for r in too_costly
         ],

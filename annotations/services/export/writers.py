@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotations.services.final_labels import FinalLabelRow
+from annotations.final_label_order import FinalLabelRow
 
 FORMATS = ("csv", "jsonl", "parquet")
 CONTENT_TYPES = {

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, QuerySet
 
 from annotations.models import ImportJob, Interaction, Project, Rule, RuleMatch
-from annotations.services.rules import CompiledRule, RuleMatcher, compile_rules
+from annotations.rule_matching import CompiledRule, RuleMatcher, compile_rules
 
 logger = logging.getLogger(__name__)
 

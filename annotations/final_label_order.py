@@ -14,9 +14,11 @@ per interaction, so a seed label that a reviewer later flagged unclear is not re
 reviewer explicitly doubted it; its history stays in LabelEvent.) An interaction that none of
 the four sources labels has no final label and is left out of exports (counted in the card).
 
-Rules are matched in Python with the same engine that validated them (see services/rules.py;
+Rules are matched in Python with the same engine that validated them (annotations/rule_matching;
 matching in SQL would give PostgreSQL's POSIX regex semantics, not Python's), once per rule and
-interaction, and stored (services/rule_matches.py); the read joins the winning stored match.
+interaction, and stored (annotations/rule_matches.py); the read joins the winning stored match.
+
+Pure domain code: the selectors (reads) and the services (writes) both import it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""The one bridge between annotations and modeling: no other module of annotations imports
+modeling (import-linter contract "one-ml-bridge" in pyproject.toml).
+
+It hands modeling plain data and takes plain data back: blinding, training configs and examples,
+training itself, the Predictor cache (one loaded model per worker process), fingerprints,
+out-of-fold answers and metrics. torch and transformers load only in processes that train or
+predict, so every import of a module that pulls them in stays inside a function here; the
+blinding, config and scoring modules are pure Python and imported at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from modeling.blinding import Span, blind, blind_spans, mentions
+from modeling.config import TrainConfig
+from modeling.ddi2013_scoring import micro_prf
+
+if TYPE_CHECKING:
+    from annotations.models import ModelVersion
+    from modeling.inference import Predictor
+    from modeling.training import TrainExample, TrainResult
+
+__all__ = [
+    "Span",
+    "TrainConfig",
+    "blind",
+    "blind_spans",
+    "classification_metrics",
+    "data_fingerprint",
+    "forget_predictors",
+    "get_predictor",
+    "make_train_example",
+    "mentions",
+    "micro_prf",
+    "preload",
+    "read_out_of_fold",
+    "text_key",
+    "train",
+    "why_unsure",
+]
+
+# One loaded model per worker process; a couple of versions at most (memory stays bounded).
+_PREDICTORS: dict[tuple[int, str], Predictor] = {}
+_MAX_CACHED_PREDICTORS = 2
+
+
+def preload() -> None:
+    """Import torch/transformers now (a worker's main process, before its pool forks)."""
+    import modeling.inference  # noqa: F401
+
+
+def get_predictor(model_version: ModelVersion) -> Predictor:
+    """The Predictor of a model version, loaded once per worker process."""
+    # The folder is part of the key: ids can be reused (SQLite, test databases).
+    key = (model_version.pk, model_version.artifact_path)
+    predictor = _PREDICTORS.get(key)
+    if predictor is None:
+        from modeling.inference import Predictor  # torch loads only in processes that predict
+
+        predictor = Predictor.load(
+            Path(model_version.artifact_path),
+            backend=settings.DDI_INFERENCE_BACKEND,
+            device=settings.DDI_DEVICE,
+        )
+        while len(_PREDICTORS) >= _MAX_CACHED_PREDICTORS:
+            _PREDICTORS.pop(next(iter(_PREDICTORS)))
+        _PREDICTORS[key] = predictor
+    return predictor
+
+
+def forget_predictors(folder: Path) -> None:
+    """Drop cached Predictors loaded from under ``folder`` (e.g. a deleted scratch folder)."""
+    for key in [k for k in _PREDICTORS if str(k[1]).startswith(str(folder))]:
+        _PREDICTORS.pop(key, None)
+
+
+def make_train_example(*, text: str, label: str) -> TrainExample:
+    """One (blinded text, class) training example."""
+    from modeling.training import TrainExample
+
+    return TrainExample(text=text, label=label)
+
+
+def train(examples, **kwargs: Any) -> TrainResult:
+    """modeling.training.train (writes the artifact folder; see its docstring)."""
+    from modeling.training import train as train_model
+
+    return train_model(examples, **kwargs)
+
+
+def data_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
+    """The fingerprint of the (text, label) pairs a version trained on."""
+    from modeling.artifacts import data_fingerprint as fingerprint
+
+    return fingerprint(pairs)
+
+
+def read_out_of_fold(model_dir: Path) -> dict:
+    """A version's out-of-fold answers, by text key (modeling.artifacts.read_out_of_fold)."""
+    from modeling.artifacts import read_out_of_fold as read
+
+    return read(model_dir)
+
+
+def classification_metrics(*args: Any, **kwargs: Any) -> dict:
+    """modeling.metrics.classification_metrics (accuracy, macro-F1, per class, confusion)."""
+    from modeling.metrics import classification_metrics as metrics
+
+    return metrics(*args, **kwargs)
+
+
+def text_key(text: str) -> str:
+    """The key modeling stores per-text answers under (modeling.uncertainty.text_key)."""
+    from modeling.uncertainty import text_key as key
+
+    return key(text)
+
+
+def why_unsure(*args: Any, **kwargs: Any) -> list[str]:
+    """The reasons in words a prediction is unsure (modeling.uncertainty.reasons)."""
+    from modeling.uncertainty import reasons
+
+    return reasons(*args, **kwargs)

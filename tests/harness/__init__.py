@@ -1,0 +1,1 @@
+"""Test harness: fault injection and the test-only Celery app the worker processes load."""

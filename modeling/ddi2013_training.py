@@ -43,6 +43,7 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.masking_utils import create_bidirectional_mask
 
 from modeling.backbones import load_backbone
+from modeling.config import reject_invalid
 from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, DdiPair, render
 from modeling.ddi2013_scoring import micro_prf
 
@@ -82,10 +83,7 @@ class RecipeConfig:
             "max_length": self.max_length >= 16,
             "threads": self.threads >= 1,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ValueError(f"invalid RecipeConfig: {values}")
+        reject_invalid(self, checks)
 
     def to_dict(self) -> dict:
         data = asdict(self)

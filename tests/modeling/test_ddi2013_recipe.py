@@ -18,7 +18,13 @@ from modeling.ddi2013 import (
     render,
 )
 from modeling.ddi2013_scoring import micro_prf
-from modeling.ddi2013_training import crop_window, encode_pairs
+from modeling.ddi2013_training import (
+    RecipeConfig,
+    bucketed_batches,
+    crop_window,
+    dev_split,
+    encode_pairs,
+)
 
 
 def pair(sentence, first, second, label="negative", types=("drug", "drug"), others=(), pid="p"):
@@ -155,3 +161,28 @@ def test_a_filtered_test_pair_counts_as_predicted_negative_in_the_shared_task_sc
     assert scores["micro"]["f1"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="no prediction"):
         predictions_with_filter(pairs, {"1": "effect"}, removed_ids={"2", "3"})
+
+
+def test_recipe_config_names_every_invalid_field():
+    with pytest.raises(ValueError, match=r"invalid RecipeConfig: pooling='cls', epochs=0"):
+        RecipeConfig(pooling="cls", epochs=0)
+
+
+def test_bucketed_batches_cover_every_example_once_with_similar_lengths_and_are_seeded():
+    lengths = [(i * 37) % 120 + 8 for i in range(2000)]
+    batches = bucketed_batches(lengths, 16, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(2000))
+    assert batches == bucketed_batches(lengths, 16, seed=3) != bucketed_batches(lengths, 16, 4)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # random batches of 16 pad to 1.8x here
+
+
+def test_the_dev_split_takes_whole_documents():
+    pairs = [
+        DdiPair(**{**pair("A raises B.", "A", "B").__dict__, "sentence_id": f"d{i % 40}.s{i}"})
+        for i in range(400)
+    ]
+    doc = lambda p: p.sentence_id.split(".")[0]  # noqa: E731
+    train, dev = dev_split(pairs, 0.1, seed=1, doc_of=doc)
+    assert len(train) + len(dev) == 400 and 40 <= len(dev) <= 50
+    assert not {doc(p) for p in train} & {doc(p) for p in dev}

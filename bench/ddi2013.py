@@ -86,7 +86,13 @@ def encoder_parameters(backbone: str) -> tuple[int, int]:
 
 
 def baseline_loop(
-    texts: list[str], labels: list[int], backbone: str, steps: int, threads: int, seed: int
+    texts: list[str],
+    labels: list[int],
+    backbone: str,
+    steps: int,
+    threads: int,
+    seed: int,
+    device: str = "cpu",
 ):
     """A plain transformers + peft LoRA loop: rate, CPU rate and mean padded tokens per example.
 
@@ -116,7 +122,7 @@ def baseline_loop(
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     rng = random.Random(seed)
     order = rng.sample(range(len(texts)), min(len(texts), 16 * (steps + 1)))
@@ -131,7 +137,8 @@ def baseline_loop(
             padding=True,
             return_tensors="pt",
         )
-        out = model(**enc, labels=torch.as_tensor([labels[i] for i in batch]))
+        enc = {k: v.to(device) for k, v in enc.items()}
+        out = model(**enc, labels=torch.as_tensor([labels[i] for i in batch], device=device))
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
@@ -174,6 +181,8 @@ def main() -> None:
         args.max_test = args.max_test or 600
         args.epochs = args.epochs or 1
         args.baseline_steps = args.baseline_steps or 6
+
+    import os
 
     import torch
 
@@ -224,6 +233,9 @@ def main() -> None:
 
     # -- speed: machine, FLOP limit, baseline ----------------------------------------------------
     threads = config.threads
+    from modeling.devices import resolve_device
+
+    device = resolve_device(os.environ.get("DDI_DEVICE"))
     gflops = {d: matmul_gflops(threads, d) for d in ("float32", "bfloat16")}
     n_all, n_body = encoder_parameters(config.backbone)
     from modeling.backbones import load_backbone
@@ -243,6 +255,7 @@ def main() -> None:
         args.baseline_steps or 20,
         threads,
         config.seed,
+        str(device),
     )
     log(
         f"baseline {baseline['examples'] / baseline['wall_s']:.1f} ex/s, "
@@ -250,7 +263,7 @@ def main() -> None:
     )
 
     # -- our training -----------------------------------------------------------------------------
-    result = train_recipe(train, dev, config, dev_removed=dev_removed, log=log)
+    result = train_recipe(train, dev, config, dev_removed=dev_removed, log=log, device=str(device))
     loop = result.timings["train_loop"]
     once = result.timings["frozen_layers_once"]
     probs = predict_pairs(result, kept_test, config)
@@ -281,6 +294,7 @@ def main() -> None:
         "confusion_matrix": {"classes": list(CLASSES), "rows_true": matrix},
         "speed": {
             "threads": threads,
+            "device": str(device),
             "matmul_gflops": gflops,
             "encoder_parameters": n_all,
             "encoder_non_embedding_parameters": n_body,
@@ -305,8 +319,8 @@ def main() -> None:
         f"{len(removed_test)} filtered = predicted negative), backbone {config.backbone}, "
         f"style {config.style}, pooling {config.pooling}, LoRA r={config.lora_r} in the top "
         f"{config.train_layers} layers, {'bf16' if config.bf16 else 'fp32'}, "
-        f"{config.epochs} epochs (best on dev: {result.best_epoch}), {threads} thread(s), "
-        f"{torch.get_num_threads()} torch threads\n"
+        f"{config.epochs} epochs (best on dev: {result.best_epoch}), device {device}, "
+        f"{torch.get_num_threads()} torch thread(s)\n"
     )
     if rules is None:
         rows = []
@@ -346,8 +360,8 @@ def main() -> None:
         ["training speed", "examples/s", "CPU-s per 1k ex", "examples/CPU-s"],
         [
             [
-                f"fp32 limit: 6N/token, N={n_body / 1e6:.1f}M, {mean_tokens:.0f} tok/ex, matmul "
-                f"{gflops['float32'][0]:.0f} GFLOP/s, {gflops['float32'][1]:.0f}/CPU-s "
+                f"CPU fp32 limit: 6N/token, N={n_body / 1e6:.1f}M, {mean_tokens:.0f} tok/ex, "
+                f"matmul {gflops['float32'][0]:.0f} GFLOP/s, {gflops['float32'][1]:.0f}/CPU-s "
                 f"(bf16 {gflops['bfloat16'][0]:.0f}, {gflops['bfloat16'][1]:.0f})",
                 f"{limit:.1f}",
                 f"{1000 / limit_cpu:.0f}",

@@ -46,6 +46,7 @@ from modeling.backbones import load_backbone
 from modeling.config import reject_invalid
 from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, DdiPair, render
 from modeling.ddi2013_scoring import micro_prf
+from modeling.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class PairClassifier(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(out.dtype)
         pooled = (out * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         if self.pooling == "entity":
-            rows = torch.arange(out.shape[0])
+            rows = torch.arange(out.shape[0], device=out.device)
             pooled = torch.cat([pooled, out[rows, e1], out[rows, e2]], dim=-1)
         return self.head(self.dropout(pooled))
 
@@ -236,6 +237,7 @@ def cache_bottom(
     model: PairClassifier, encoded: Sequence[Encoded], pad_id: int, bf16: bool, batch: int = 64
 ) -> Cached:
     """Run the frozen bottom once over every example, in length-sorted batches."""
+    device = model.head.weight.device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
     hidden: list[torch.Tensor | None] = [None] * len(encoded)
     dtype = torch.bfloat16 if bf16 else torch.float32
@@ -244,17 +246,23 @@ def cache_bottom(
         ids = pad_sequence(
             [torch.as_tensor(encoded[i].ids) for i in chunk], batch_first=True, padding_value=pad_id
         )
-        lengths = torch.as_tensor([len(encoded[i].ids) for i in chunk])
-        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model.encoder.bottom(ids, mask)
+        lengths = [len(encoded[i].ids) for i in chunk]
+        mask = _mask_of(lengths, ids.shape[1], torch.device("cpu"))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.encoder.bottom(ids.to(device), mask.to(device))
         for row, i in enumerate(chunk):
             hidden[i] = out[row, : lengths[row]].to(dtype).clone()
     return Cached(
         hidden=hidden,  # type: ignore[arg-type]
-        e1=torch.as_tensor([e.e1 for e in encoded]),
-        e2=torch.as_tensor([e.e2 for e in encoded]),
+        e1=torch.as_tensor([e.e1 for e in encoded], device=device),
+        e2=torch.as_tensor([e.e2 for e in encoded], device=device),
     )
+
+
+def _mask_of(lengths: Sequence[int], width: int, device: torch.device) -> torch.Tensor:
+    """Attention mask (batch, width): 1 over each row's first `length` tokens."""
+    lengths_t = torch.as_tensor(lengths, device=device)
+    return (torch.arange(width, device=device)[None, :] < lengths_t[:, None]).long()
 
 
 def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -273,8 +281,7 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list
 
 def _collate(cached: Cached, batch: Sequence[int]):
     hidden = pad_sequence([cached.hidden[i] for i in batch], batch_first=True)
-    lengths = torch.as_tensor([cached.hidden[i].shape[0] for i in batch])
-    mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long()
+    mask = _mask_of([cached.hidden[i].shape[0] for i in batch], hidden.shape[1], hidden.device)
     return hidden, mask, cached.e1[batch], cached.e2[batch]
 
 
@@ -287,9 +294,9 @@ def predict(model: PairClassifier, cached: Cached, bf16: bool, batch_size: int =
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(cached.e1.device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(*_collate(cached, chunk))
-            probs[chunk] = torch.softmax(logits.float(), dim=-1).numpy()
+            probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     model.train()
     return probs
 
@@ -351,12 +358,15 @@ def train_recipe(
     *,
     dev_removed: Sequence[DdiPair] = (),
     log: Callable[[str], None] = print,
+    device: str | None = None,
 ) -> RecipeResult:
     """Train on `train` (filtered already), keep the epoch with the best dev micro-F1.
 
     `dev_removed`: dev pairs the negative filter dropped; they count as predicted negative in
-    the dev score, as the test pairs do.
+    the dev score, as the test pairs do. `device`: modeling.devices.resolve_device (``auto``:
+    a CUDA GPU when torch sees one; bf16 autocast then runs on it).
     """
+    target = resolve_device(device)
     torch.set_num_threads(config.threads)
     index = {name: i for i, name in enumerate(CLASSES)}
     unknown = sorted({p.label for p in train} - set(index))
@@ -365,6 +375,7 @@ def train_recipe(
     timings: dict = {}
     mark = _stopwatch()
     tokenizer, model = build(config)
+    model = model.to(target)
     pad_id = tokenizer.pad_token_id or 0
     enc_train = encode_pairs(tokenizer, train, config.style, config.max_length)
     enc_dev = encode_pairs(tokenizer, dev, config.style, config.max_length)
@@ -373,8 +384,9 @@ def train_recipe(
     cached = cache_bottom(model, enc_train, pad_id, config.bf16)
     cached_dev = cache_bottom(model, enc_dev, pad_id, config.bf16)
     timings["frozen_layers_once"] = _since(mark)
-    labels = torch.as_tensor([index[p.label] for p in train])
+    labels = torch.as_tensor([index[p.label] for p in train], device=target)
     weights = class_weight_vector(labels.tolist(), len(CLASSES), config.class_weighting)
+    weights = weights.to(target) if weights is not None else None
     params_lora = [p for n, p in model.named_parameters() if p.requires_grad and "lora" in n]
     params_head = [p for n, p in model.named_parameters() if p.requires_grad and "lora" not in n]
     optimizer = torch.optim.AdamW(
@@ -399,7 +411,7 @@ def train_recipe(
         running = []
         for step, batch in enumerate(batches, start=1):
             hidden, mask, e1, e2 = _collate(cached, batch)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(target.type, dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(hidden, mask, e1, e2)
             loss = F.cross_entropy(logits.float(), labels[batch], weight=weights)
             optimizer.zero_grad(set_to_none=True)
@@ -444,6 +456,7 @@ def train_recipe(
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     timings["train_loop"] = train_marks
+    timings["device"] = str(target)
     return RecipeResult(model, tokenizer, history, best[1], timings)
 
 

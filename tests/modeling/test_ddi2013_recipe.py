@@ -21,9 +21,12 @@ from modeling.ddi2013_scoring import micro_prf
 from modeling.ddi2013_training import (
     RecipeConfig,
     bucketed_batches,
+    build,
     crop_window,
     dev_split,
     encode_pairs,
+    predict_pairs,
+    train_recipe,
 )
 
 
@@ -186,3 +189,48 @@ def test_the_dev_split_takes_whole_documents():
     train, dev = dev_split(pairs, 0.1, seed=1, doc_of=doc)
     assert len(train) + len(dev) == 400 and 40 <= len(dev) <= 50
     assert not {doc(p) for p in train} & {doc(p) for p in dev}
+
+
+def _sentences(n):
+    verbs = ["increases", "decreases", "should not be taken with", "is unrelated to"]
+    labels = ["mechanism", "effect", "advise", "negative"]
+    return [
+        DdiPair(
+            **{
+                **pair(
+                    f"Aspirin {verbs[i % 4]} warfarin here {i}.", "Aspirin", "warfarin"
+                ).__dict__,
+                "label": labels[i % 4],
+                "pair_id": str(i),
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_split_encoder_computes_what_the_whole_encoder_computes(tokenizer):
+    import torch
+
+    config = RecipeConfig(backbone="tiny-random-bert", train_layers=1, bf16=False)
+    tok, model = build(config)
+    model.eval()
+    encoded = encode_pairs(tok, _sentences(3), config.style, 64)
+    ids = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(e.ids) for e in encoded], True, 0)
+    mask = (ids != 0).long()
+    whole = model.encoder.peft(input_ids=ids, attention_mask=mask).last_hidden_state
+    split = model.encoder.top(model.encoder.bottom(ids, mask).clone(), mask)
+    real = mask.bool()
+    assert torch.allclose(whole[real], split[real], atol=1e-5)
+
+
+def test_the_recipe_trains_keeps_the_best_dev_epoch_and_scores_probabilities():
+    config = RecipeConfig(backbone="tiny-random-bert", train_layers=1, epochs=2, bf16=False)
+    pairs = _sentences(48)
+    result = train_recipe(pairs[:32], pairs[32:], config, log=lambda _: None, device="cpu")
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    best = max(result.history, key=lambda h: h["dev_micro_f1"])
+    assert result.best_epoch == best["epoch"]
+    assert result.timings["train_loop"]["examples"] == 64
+    probs = predict_pairs(result, pairs[32:], config)
+    assert probs.shape == (16, 5)
+    assert abs(float(probs.sum(axis=1).mean()) - 1.0) < 1e-5

@@ -45,6 +45,6 @@ def test_the_budget_run_trains_scores_and_reports_speed_beside_the_baseline(tmp_
     speed = report["speed"]
     assert speed["baseline"]["examples"] > 0 and speed["baseline"]["cpu_s"] > 0
     assert speed["ours_examples_per_s"] > 0 and speed["fp32_limit_examples_per_s"] > 0
-    assert speed["matmul_gflops"]["float32"] > 0
+    assert min(speed["matmul_gflops"]["float32"]) > 0  # (per second, per CPU-second)
     for table in ("true \\ predicted", "micro (4 positive classes)", "baseline: transformers"):
         assert table in done.stdout

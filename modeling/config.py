@@ -14,6 +14,14 @@ RETIRED_FIELDS = frozenset(
 )
 
 
+def reject_invalid(config: object, checks: dict[str, bool]) -> None:
+    """Raise ValueError naming every field of `config` whose check failed, with its value."""
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        values = ", ".join(f"{name}={getattr(config, name)!r}" for name in bad)
+        raise ValueError(f"invalid {type(config).__name__}: {values}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every knob of one LoRA fine-tuning run; saved beside each model version and checkpoint."""
@@ -59,10 +67,7 @@ class TrainConfig:
             "weight_decay": self.weight_decay >= 0,
             "checkpoint_every_steps": self.checkpoint_every_steps >= 0,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ValueError(f"invalid TrainConfig: {values}")
+        reject_invalid(self, checks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

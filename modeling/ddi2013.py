@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.services.offsets import locate_mention
 from modeling.blinding import PLACEHOLDER_A, PLACEHOLDER_B, PLACEHOLDER_OTHER, Span
+from modeling.offsets import locate_mention
 
 CLASSES = ("mechanism", "effect", "advise", "int", "negative")
 POSITIVE_CLASSES = ("mechanism", "effect", "advise", "int")

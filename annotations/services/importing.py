@@ -30,8 +30,14 @@ from annotations.exceptions import ImportFormatError, ImportIssue
 from annotations.models import ImportJob, Interaction, Label, LabelEvent, Project
 from annotations.rule_matches import match_imported_interactions
 from annotations.services import parsing
-from annotations.services.ml import blind, mentions
-from annotations.services.offsets import Mention, OffsetProblem, blind_pair, locate_mention
+from annotations.services.ml import (
+    Mention,
+    OffsetProblem,
+    blind,
+    blind_pair,
+    locate_mention,
+    mentions,
+)
 
 logger = logging.getLogger(__name__)
 

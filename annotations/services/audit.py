@@ -92,14 +92,19 @@ def start_audit(
     items, strata = [], {}
     for key, total, take, err in zip(keys, sizes, allocation, expected, strict=True):
         plan = audit_stats.plan_stratum([len(rows) for _, rows in clusters[key]], take)
-        for index, count in sorted(plan.items()):  # these items stand for the whole pattern
+        whole = 0  # rows that items of patterns taken whole stand for
+        for index, count in sorted(plan.items()):
             rows = clusters[key][index][1]
+            # A one-row cluster taken with certainty is just a row drawn with probability 1
+            # (only a census of the rest does that), so it stays in the random part.
+            stands_for = len(rows) if len(rows) > 1 else None
+            whole += stands_for or 0
             for position in rng.choice(len(rows), size=count, replace=False):
-                items.append(_item(key, rows[int(position)], count / len(rows), len(rows)))
+                items.append(_item(key, rows[int(position)], count / len(rows), stands_for))
         # The rest in pattern order (ties in random order): the systematic draw spreads over them.
         rest = [
-            (text, rng.random(), row)
-            for index, (text, rows) in enumerate(clusters[key])
+            (patterns.get(row[0], ""), rng.random(), row)
+            for index, (_, rows) in enumerate(clusters[key])
             if index not in plan
             for row in rows
         ]
@@ -111,8 +116,8 @@ def start_audit(
             "size": total,
             "sample": take,
             "expected_error": round(err, 6),
-            "clusters": len(plan),
-            "cluster_rows": total - len(rest),
+            "clusters": sum(len(clusters[key][i][1]) > 1 for i in plan),
+            "cluster_rows": whole,
         }
     with transaction.atomic():
         audit = Audit.objects.create(

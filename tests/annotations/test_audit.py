@@ -146,6 +146,20 @@ def test_a_sentence_pattern_as_large_as_the_step_is_taken_whole(
     assert "same blinded sentence" in summary.cluster_assumption
 
 
+def test_a_plain_census_counts_every_row_once(model_project, curator_carl, reviewer_rita):
+    # Rows only, as many items as rows: every row drawn with probability 1, none standing for
+    # others, so the estimate is exact over the 198 rows.
+    audit = audit_service.start_audit(
+        project=model_project, user=curator_carl, size=500, seed=4, by_pattern=False
+    )
+    assert audit.items.count() == 198 and not audit.items.filter(cluster_rows__isnull=False)
+    assert all(info["cluster_rows"] == 0 for info in audit.strata.values())
+    assert _answer(model_project, reviewer_rita) == 198
+    estimate = get_audit_summary(project=model_project).estimate
+    assert estimate.audited == 198 and estimate.population == 198
+    assert estimate.value == estimate.low == estimate.high == 1.0
+
+
 def test_rule_labels_are_audited_separately(model_project, curator_carl):
     rule_service.create_rule(
         project=model_project,

@@ -47,6 +47,7 @@ from modeling.config import reject_invalid
 from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, DdiPair, render
 from modeling.ddi2013_scoring import micro_prf
 from modeling.devices import resolve_device
+from modeling.training import class_weights
 
 
 @dataclass(frozen=True)
@@ -302,14 +303,14 @@ def predict(model: PairClassifier, cached: Cached, bf16: bool, batch_size: int =
 
 
 def class_weight_vector(labels: Sequence[int], num_classes: int, mode: str) -> torch.Tensor | None:
-    """None, or inverse-frequency weights n / (k * count) (optionally their square root)."""
+    """None, or modeling.training's inverse-frequency weights (optionally their square root).
+
+    The loss is a weighted mean, so how the weights are scaled does not matter, only their
+    ratios."""
     if mode == "none":
         return None
-    counts = np.bincount(np.asarray(labels), minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
-    if mode == "sqrt":
-        weights = np.sqrt(weights)
-    return torch.as_tensor(weights, dtype=torch.float32)
+    weights = class_weights(labels, num_classes)
+    return weights.sqrt() if mode == "sqrt" else weights
 
 
 # -- training -------------------------------------------------------------------------------------

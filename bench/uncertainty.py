@@ -14,7 +14,10 @@ Measures: accuracy; AUROC of uncertainty for "this row is wrong"; ECE of the con
 rows at confidence >= 0.99; whether the queue's first page of 20 (most uncertain first, at most
 2 rows per pattern, the unseen-pattern lane off) holds a row of every wrong pattern.
 
-    .venv/bin/python bench/uncertainty.py [--model DIR] [--data full|sample]
+    .venv/bin/python bench/uncertainty.py [--model DIR] [--data full|sample|freetext]
+
+``--data freetext``: the 78 hand-written sentences of tests/data/freetext_interactions.csv, which
+follow no DrugBank template and were never used to choose anything (tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from modeling.training import TrainExample, train
 from modeling.uncertainty import feature_matrix, fit_confidence_model
 
 FULL_REFERENCE = REPO / "tests" / "data" / "drugbank_full_reference_patterns.csv"
+# Hand-written free-text sentences (tests/data/README.md): no method choice was tuned on them.
+FREETEXT = REPO / "tests" / "data" / "freetext_interactions.csv"
 PAGE, PER_PATTERN = 20, 2
 
 
@@ -53,6 +58,23 @@ def pattern_counts(path: Path) -> Counter:
             b = row["Drug 2"] or row.get("drug2_id", "")
             counts[blind(row["Interaction Description"], a, b)] += 1
     return counts
+
+
+def load_dataset(name: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(distinct blinded texts, rows per text, reference class per text) of one evaluation set."""
+    if name == "freetext":
+        with FREETEXT.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        truth = {blind(r["description"], r["drug1"], r["drug2"]): r["label"] for r in rows}
+        texts = list(truth)
+        return texts, np.ones(len(texts), dtype=np.int64), np.asarray([truth[t] for t in texts])
+    path = DATA / ("drugbank_ddi_full.csv" if name == "full" else "drugbank_ddi_sample.csv")
+    with FULL_REFERENCE.open(newline="", encoding="utf-8") as handle:
+        reference = {r["pattern"]: r["label"] for r in csv.DictReader(handle)}
+    counts_by_text = pattern_counts(path)
+    texts = list(counts_by_text)
+    counts = np.asarray([counts_by_text[t] for t in texts])
+    return texts, counts, np.asarray([reference[t] for t in texts])
 
 
 def auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> float:
@@ -97,7 +119,7 @@ def measure(name, confidence, wrong, counts) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, help="reuse a trained model version folder")
-    parser.add_argument("--data", choices=("full", "sample"), default="full")
+    parser.add_argument("--data", choices=("full", "sample", "freetext"), default="full")
     args = parser.parse_args()
     model_dir = args.model or OUT / "uncertainty-model"
     if args.model is None:
@@ -123,20 +145,14 @@ def main() -> None:
         )
     predictor = Predictor.load(model_dir)
     assert isinstance(predictor, CommitteePredictor)
-    path = DATA / ("drugbank_ddi_full.csv" if args.data == "full" else "drugbank_ddi_sample.csv")
-    with FULL_REFERENCE.open(newline="", encoding="utf-8") as handle:
-        reference = {r["pattern"]: r["label"] for r in csv.DictReader(handle)}
-    counts_by_text = pattern_counts(path)
-    texts = list(counts_by_text)
-    counts = np.asarray([counts_by_text[t] for t in texts])
+    texts, counts, truth = load_dataset(args.data)
     started = time.perf_counter()
     scores = predictor.score(texts)
     seconds = time.perf_counter() - started
     predicted = np.asarray([predictor.classes[i] for i in scores.probabilities.argmax(axis=1)])
-    truth = np.asarray([reference[t] for t in texts])
     wrong = predicted != truth
     print(
-        f"{path.name}: {counts.sum():,} rows, {len(texts)} patterns, scored in {seconds:.1f} s; "
+        f"{args.data}: {counts.sum():,} rows, {len(texts)} patterns, scored in {seconds:.1f} s; "
         f"accuracy {(counts[~wrong].sum() / counts.sum()):.2%}; wrong patterns: {int(wrong.sum())}"
     )
     for t in np.flatnonzero(wrong):

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch.nn import functional as F
 
 from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, data_fingerprint
 from modeling.classifier import build_classifier, load_trainable_state
 from modeling.config import TrainConfig
 from modeling.encoding import encode, pad_batch
 from modeling.inference import Predictor
-from modeling.training import assign_folds, class_weights, train
+from modeling.training import (
+    assign_folds,
+    class_weights,
+    collapse_batch,
+    train,
+    weighted_batch_loss,
+)
 from tests.modeling.conftest import make_examples, tiny_config
 
 FIVE = ["mechanism", "effect", "advise", "int", "negative"]
@@ -119,6 +126,26 @@ def test_trains_any_number_of_classes(tmp_path, classes):
 def test_class_weights_are_inverse_frequency():
     weights = class_weights([0, 0, 0, 1], num_classes=3)
     assert weights.tolist() == pytest.approx([4 / 6, 2.0, 1.0])
+
+
+def test_a_collapsed_batch_has_the_loss_of_the_batch_with_its_copies():
+    # Batch of 7 examples, 3 distinct (text, label) pairs; the same label twice with another text.
+    groups = [0, 1, 0, 2, 1, 0, 2]
+    rows, copies = collapse_batch([0, 1, 2, 3, 4, 5, 6], groups)
+    assert rows == [0, 1, 3] and copies == [3, 2, 2]
+    generator = torch.Generator().manual_seed(0)
+    distinct_logits = torch.randn(3, 2, generator=generator)
+    distinct_targets = torch.tensor([0, 1, 1])
+    expanded = [0, 1, 0, 2, 1, 0, 2]  # row of the distinct batch for each original example
+    weight = torch.tensor([0.7, 1.9])
+    for class_weight in (None, weight):
+        collapsed = weighted_batch_loss(
+            distinct_logits, distinct_targets, torch.tensor(copies), class_weight
+        )
+        plain = F.cross_entropy(
+            distinct_logits[expanded], distinct_targets[expanded], weight=class_weight
+        )
+        assert collapsed.item() == pytest.approx(plain.item(), rel=1e-6)
 
 
 def test_unbalanced_training_with_and_without_weighting_runs(tmp_path):

@@ -365,9 +365,25 @@ def _score_texts(
 
 
 def _out_of_fold(
-    model, tokenizer, config, pad_id, held_texts: list[str], train_texts: Sequence[str], probe: bool
+    model,
+    tokenizer,
+    config,
+    pad_id,
+    held_texts: list[str],
+    train_texts: Sequence[str],
+    probe: bool,
+    held_labels: Sequence[int] = (),
+    labelled_texts: frozenset[str] = frozenset(),
 ) -> dict:
-    """The member's scores of the texts it did not see, with novelty against what it saw."""
+    """The member's scores of the texts it did not see, with novelty against what it saw.
+
+    With the direction probe, each held-out text's twin (direction words swapped) is a second
+    held-out example whose class is known: the opposite of the text's label, for two classes that
+    are opposite directions. ``twin_rows`` holds its features and whether the member got it
+    right (twins that are themselves labelled texts are left out: they are scored as texts).
+    They give the confidence model evidence on exactly the failure it must catch, a sentence read
+    the wrong way round, where the held-out texts alone are a dozen rows.
+    """
     probs = _score_texts(model, tokenizer, held_texts, config, pad_id)
     twins = [direction_twin(t) if probe else None for t in held_texts]
     with_twin = [i for i, twin in enumerate(twins) if twin is not None]
@@ -378,11 +394,21 @@ def _out_of_fold(
     labelled = LabelledSet.of(train_texts)
     if labelled.seen(held_texts).any():
         raise AssertionError("a held-out text is in its member's training texts")
+    direction = direction_disagreement(probs, twin_probs)
+    twin_rows = []
+    for i in with_twin if len(held_labels) == len(held_texts) else []:
+        if twins[i] in labelled_texts:
+            continue
+        row = twin_probs[i : i + 1]
+        features = feature_matrix(row, labelled.novelty([twins[i]]), direction[i : i + 1])
+        correct = int(row.argmax()) == 1 - int(held_labels[i])
+        twin_rows.append({"features": features[0].tolist(), "correct": bool(correct)})
     return {
         "texts": held_texts,
         "probs": probs.tolist(),
-        "direction": direction_disagreement(probs, twin_probs).tolist(),
+        "direction": direction.tolist(),
         "novelty": labelled.novelty(held_texts).tolist(),
+        "twin_rows": twin_rows,
     }
 
 
@@ -459,6 +485,10 @@ def train(
         state = LoopState()
         members: list[dict[str, torch.Tensor]] = []
         oof: dict[str, dict] = {}  # text -> the out-of-fold scores of that text
+        twin_rows: list[dict] = []  # held-out twins of known class (see _out_of_fold)
+        first_label: dict[str, int] = {}
+        for text, label in zip(texts, labels.tolist(), strict=True):
+            first_label.setdefault(text, label)
         for phase, fold in zip(phases, fold_ids, strict=True):
             saved = _fold_file(checkpoint_dir, phase.number) if loop.checkpointing else None
             if saved is not None and saved.is_file():
@@ -490,15 +520,26 @@ def train(
                     )
                 )
                 train_texts = [texts[i] for i in trains[fold]]
-                scores = _out_of_fold(model, tokenizer, config, pad_id, held, train_texts, probe)
+                scores = _out_of_fold(
+                    model,
+                    tokenizer,
+                    config,
+                    pad_id,
+                    held,
+                    train_texts,
+                    probe,
+                    held_labels=[first_label[t] for t in held],
+                    labelled_texts=frozenset(texts),
+                )
                 if saved is not None:
                     _save_member(saved, loop.identity, member, scores)
             members.append(member)
             for i, text in enumerate(scores["texts"]):
                 oof[text] = {k: scores[k][i] for k in ("probs", "direction", "novelty")}
+            twin_rows.extend(scores.get("twin_rows", []))  # absent in older checkpoints
 
         metrics, confidence_model = _committee_metrics(
-            examples, labels, classes, oof, members, model, tokenizer, config, pad_id, probe
+            examples, labels, classes, oof, members, model, tokenizer, config, pad_id, twin_rows
         )
         fit_rows = metrics.pop("_fit_rows", None)
         metrics.update(
@@ -535,7 +576,7 @@ def train(
 
 
 def _committee_metrics(
-    examples, labels, classes, oof, members, model, tokenizer, config, pad_id, probe
+    examples, labels, classes, oof, members, model, tokenizer, config, pad_id, twin_rows=()
 ) -> tuple[dict, ConfidenceModel]:
     """Out-of-fold score, the committee's in-sample fit, and the confidence model.
 
@@ -570,17 +611,20 @@ def _committee_metrics(
             np.asarray([oof[t]["direction"] for t in texts]),
         )
         correct = probs.argmax(axis=1) == y
-        # Fitted on distinct texts: a pattern labelled 12 times is one piece of evidence.
+        # Fitted on distinct texts: a pattern labelled 12 times is one piece of evidence. The
+        # held-out direction twins of known class join them (see _out_of_fold).
         rows = list(first_row.values())
-        confidence_model = fit_confidence_model(
-            feats[rows], correct[rows], seen_accuracy=seen_accuracy
-        )
+        fit_x = np.vstack([feats[rows]] + [np.asarray([r["features"]]) for r in twin_rows])
+        fit_y = np.concatenate([correct[rows], np.asarray([r["correct"] for r in twin_rows], bool)])
+        confidence_model = fit_confidence_model(fit_x, fit_y, seen_accuracy=seen_accuracy)
         # Kept for ablations (bench/uncertainty.py refits on subsets of the features).
         metrics["_fit_rows"] = {
-            "features": feats[rows].tolist(),
-            "correct": correct[rows].tolist(),
+            "features": fit_x.tolist(),
+            "correct": fit_y.tolist(),
             "seen_accuracy": seen_accuracy,
+            "twin_rows": len(twin_rows),
         }
+        metrics["confidence_fit"] = {"texts": len(rows), "direction_twins": len(twin_rows)}
         metrics.update(classification_metrics(y, probs.argmax(axis=1), classes))
         metrics["evaluated_on"] = "out-of-fold"
         metrics["ece"] = confidence_ece(confidence_model.predict(feats), correct)

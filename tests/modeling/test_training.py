@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
-from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, data_fingerprint
+from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, OOF_FILE, data_fingerprint
 from modeling.classifier import build_classifier, load_trainable_state
 from modeling.config import TrainConfig
 from modeling.encoding import encode, pad_batch
@@ -22,6 +22,7 @@ from modeling.training import (
     train,
     weighted_batch_loss,
 )
+from modeling.uncertainty import direction_twin
 from tests.modeling.conftest import make_examples, tiny_config
 
 FIVE = ["mechanism", "effect", "advise", "int", "negative"]
@@ -324,8 +325,22 @@ def test_a_sentence_unlike_any_labelled_one_is_more_uncertain_than_a_labelled_on
     assert scores.uncertainty[1] > scores.uncertainty[0]
 
 
+def test_the_confidence_model_is_also_fitted_on_held_out_twins_of_known_class(tiny_model):
+    result, examples = tiny_model
+    # Twins that are not labelled texts: "lower" -> "higher" and "reduce" -> "enhance" (4 effects
+    # each). "increase" <-> "decrease" twins are labelled texts; "raise" and "boost" have none.
+    expected = {t for t in (direction_twin(e.text) for e in examples) if t} - {
+        e.text for e in examples
+    }
+    assert len(expected) == 8
+    fit = json.loads((result.artifact_dir / OOF_FILE).read_text())["fit_rows"]
+    distinct = len({e.text for e in examples})
+    assert fit["twin_rows"] == 8
+    assert len(fit["features"]) == len(fit["correct"]) == distinct + 8
+    assert result.metrics["confidence_fit"] == {"texts": distinct, "direction_twins": 8}
+
+
 def test_the_direction_twin_swaps_every_direction_word_and_keeps_case():
-    from modeling.uncertainty import direction_twin
 
     assert direction_twin(
         "DRUG_A may decrease the excretion rate of DRUG_B which could result in a higher serum level."

@@ -7,8 +7,8 @@ from django import forms
 from annotations.models import ImportJob, Label, Project
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.selectors.queue import QueueFilters
-from annotations.services.scheduling import WEEKDAYS
-from annotations.services.training import get_train_defaults
+from annotations.services.jobs.params import get_train_defaults
+from annotations.services.jobs.schedules import WEEKDAYS
 
 
 class QueueFilterForm(forms.Form):

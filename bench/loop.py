@@ -107,8 +107,8 @@ def prepare_round_zero(params: dict, data: str) -> dict:
     """Import the data set + seeds, train, pseudo-label (the app's services). Returns timings."""
     from annotations.models import DEFAULT_PROJECT_NAME, ModelVersion, Project, Run
     from annotations.services.importing import ColumnMapping, import_interactions
-    from annotations.services.jobs import run_job_inline
-    from annotations.services.runs import start_pseudolabel_run, start_train_run
+    from annotations.services.jobs.inline import run_job_inline
+    from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
 
     project = Project.objects.get(name=DEFAULT_PROJECT_NAME)
     timings = {}

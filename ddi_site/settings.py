@@ -400,7 +400,7 @@ DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default
 # Promotion scores the new and the active version on the current human labels; at most this
 # many (evenly spaced) are scored, so a 30k-label project does not spend minutes on it.
 DDI_PROMOTION_MAX_LABELS = env.int("DDI_PROMOTION_MAX_LABELS", default=5000)
-# The promotion gate (annotations.services.training.decide_promotion): a version whose
+# The promotion gate (annotations.services.jobs.promotion.decide_promotion): a version whose
 # out-of-fold macro-F1 is below the floor is refused; the comparison with the active version
 # uses the labels it never trained on when there are at least MIN_HELD_OUT of them.
 DDI_PROMOTION_MIN_MACRO_F1 = env.float("DDI_PROMOTION_MIN_MACRO_F1", default=0.6)

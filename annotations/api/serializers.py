@@ -21,7 +21,7 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
-from annotations.services.training import get_train_defaults
+from annotations.services.jobs.params import get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ from annotations.selectors.blind import (
 from annotations.selectors.projects import list_visible_projects
 from annotations.services import labels as label_service
 from annotations.services import rules as rule_service
-from annotations.services import runs as run_service
+from annotations.services.jobs import lifecycle, starting
+from annotations.services.jobs import params as run_params
 
 
 class IdOrdering(OrderingFilter):
@@ -306,8 +307,8 @@ class RuleViewSet(
 
 
 _STARTERS = {
-    Run.Kind.TRAIN: run_service.start_train_run,
-    Run.Kind.RETRAIN: run_service.start_retrain_run,
+    Run.Kind.TRAIN: starting.start_train_run,
+    Run.Kind.RETRAIN: starting.start_retrain_run,
 }
 
 
@@ -327,11 +328,9 @@ class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixi
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = self.get_visible_project(values["project"])
-        params = run_service.validate_params(dict(values["params"]))
+        params = run_params.validate_params(dict(values["params"]))
         if values["kind"] == Run.Kind.PSEUDOLABEL:
-            run = run_service.start_pseudolabel_run(
-                project=project, user=request.user, params=params
-            )
+            run = starting.start_pseudolabel_run(project=project, user=request.user, params=params)
         else:
             run = _STARTERS[values["kind"]](
                 project=project,
@@ -346,5 +345,5 @@ class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixi
     )
     @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
     def cancel(self, request, pk=None):
-        run = run_service.cancel_run(run=self.get_object(), user=request.user)
+        run = lifecycle.cancel_run(run=self.get_object(), user=request.user)
         return Response(serializers.RunOut(run).data)

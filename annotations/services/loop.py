@@ -42,10 +42,10 @@ from annotations.selectors.queue import (
     QueueFilters,
     get_review_queue_page,
 )
-from annotations.services.jobs import run_job_inline
+from annotations.services.jobs.inline import run_job_inline
+from annotations.services.jobs.starting import start_retrain_run
 from annotations.services.labels import record_review, skip_interaction
 from annotations.services.ml import forget_predictors
-from annotations.services.runs import start_retrain_run
 
 STRATEGIES = ("default", "random", "lowest-confidence")
 SIMULATED_REVIEWER = "loop-simulated-reviewer"

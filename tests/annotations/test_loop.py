@@ -25,8 +25,8 @@ from annotations.roles import Role, has_role
 from annotations.selectors.final_labels import iter_final_labels
 from annotations.selectors.queue import get_review_queue_page
 from annotations.services import loop
-from annotations.services.jobs import run_job_inline
-from annotations.services.runs import start_pseudolabel_run, start_train_run
+from annotations.services.jobs.inline import run_job_inline
+from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
 from tests.workers_support import ALL_PATTERNS, make_interactions, seed_labels
 
@@ -101,12 +101,12 @@ def test_a_round_reviews_the_queue_head_through_the_label_service_retrains_and_s
 
 
 def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(trained, monkeypatch):
-    from annotations.services import training as training_service
+    from annotations.services.jobs import promotion
 
     monkeypatch.setattr(
-        training_service,
+        promotion,
         "compare_on_held_out",
-        _never_promote(training_service.compare_on_held_out),
+        _never_promote(promotion.compare_on_held_out),
     )
     before = Prediction.objects.count()
 

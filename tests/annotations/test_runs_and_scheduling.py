@@ -10,18 +10,16 @@ from django_celery_beat.models import PeriodicTask
 
 from annotations.exceptions import InvalidRunParams, RunNotCancellable
 from annotations.models import LabelEvent, RetrainPolicy, Run
-from annotations.services.dispatch import send_run
-from annotations.services.runs import (
-    cancel_run,
-    requeue_stale_runs,
-    start_train_run,
-)
-from annotations.services.scheduling import (
+from annotations.services.jobs.dispatch import send_run
+from annotations.services.jobs.lifecycle import cancel_run
+from annotations.services.jobs.schedules import (
     check_retrain_policies,
     schedule_nightly_retrain,
     setup_default_schedules,
     trigger_scheduled_retrain,
 )
+from annotations.services.jobs.starting import start_train_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from tests.workers_support import celery_broker, make_interactions
 
 

@@ -12,7 +12,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from annotations.models import Run
-from annotations.services.scheduling import SCHEDULED_RETRAIN_TASK
+from annotations.services.jobs.schedules import SCHEDULED_RETRAIN_TASK
 from tests.workers_support import make_interactions, seed_labels
 
 pytestmark = [

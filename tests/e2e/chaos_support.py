@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 
 from annotations.models import Run
-from annotations.services.runs import requeue_stale_runs
+from annotations.services.jobs.watchdog import requeue_stale_runs
 
 # Size of the chaos loops: short in CI, long through `make chaos` (DDI_CHAOS_LONG=1).
 LONG = os.environ.get("DDI_CHAOS_LONG", "") not in ("", "0")

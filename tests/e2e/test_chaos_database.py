@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from annotations.models import ImportJob, Interaction, Project
-from annotations.services.runs import start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
 from tests.e2e.chaos_support import (
     LONG,
     chaos_pool,

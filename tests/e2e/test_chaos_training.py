@@ -23,9 +23,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from annotations.models import Run
-from annotations.services.runs import start_train_run
-from annotations.services.scheduling import trigger_scheduled_retrain
-from annotations.services.training import build_train_config, gather_training_examples
+from annotations.services.jobs.params import build_train_config
+from annotations.services.jobs.schedules import trigger_scheduled_retrain
+from annotations.services.jobs.starting import start_train_run
+from annotations.services.jobs.training_data import gather_training_examples
 from tests.e2e.chaos_support import (
     LONG,
     chaos_workers,

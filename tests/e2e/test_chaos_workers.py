@@ -15,7 +15,8 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import Run, RunChunk
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from tests.e2e.chaos_support import (
     LONG,
     chaos_pool,

@@ -14,8 +14,9 @@ import redis
 from django.db import connection
 
 from annotations.models import Interaction, Prediction, Run
-from annotations.services.dispatch import send_chunk, send_run
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.dispatch import send_chunk, send_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from modeling.inference import Predictor
 from tests.e2e.conftest import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
 from tests.factories import ProjectFactory

@@ -11,10 +11,11 @@ from safetensors.torch import load_file
 
 from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, data_fingerprint
 from modeling.classifier import build_classifier, load_trainable_state
+from modeling.committee import assign_folds
 from modeling.config import TrainConfig
 from modeling.encoding import encode, pad_batch
 from modeling.inference import Predictor
-from modeling.training import assign_folds, class_weights, train
+from modeling.training import class_weights, train
 from tests.modeling.conftest import make_examples, tiny_config
 
 FIVE = ["mechanism", "effect", "advise", "int", "negative"]

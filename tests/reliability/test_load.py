@@ -34,7 +34,8 @@ from django.db import connection
 
 from annotations.models import Label, Run
 from annotations.roles import Role
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from annotations.tokens import issue_token
 from tests.e2e.chaos_support import figure
 from tests.e2e.conftest import REDIS_DB, REDIS_URL, WorkerPool, worker_env

@@ -9,10 +9,10 @@ from tqdm import tqdm
 
 from annotations.exceptions import DomainError
 from annotations.models import DEFAULT_PROJECT_NAME, Project, Run
-from annotations.services.jobs import run_job_inline
-from annotations.services.runs import RetryLater
-from annotations.services.training import get_train_defaults
-from annotations.services.workers import describe_missing_consumer
+from annotations.services.jobs.inline import run_job_inline
+from annotations.services.jobs.lifecycle import RetryLater
+from annotations.services.jobs.params import get_train_defaults
+from annotations.services.jobs.workers import describe_missing_consumer
 
 POLL_S = 0.5
 WORKER_CHECK_S = 10.0

@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 
 from annotations.management.commands._jobs import JobCommand
 from annotations.models import ModelVersion
-from annotations.services.runs import start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
 
 
 class Command(JobCommand):

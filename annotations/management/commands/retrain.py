@@ -1,7 +1,7 @@
 """manage.py retrain: start a retrain run on the "training" queue (or --inline, here)."""
 
 from annotations.management.commands._jobs import JobCommand
-from annotations.services.runs import start_retrain_run
+from annotations.services.jobs.starting import start_retrain_run
 
 
 class Command(JobCommand):

@@ -1,7 +1,7 @@
 """manage.py train: start a train run on the "training" queue (or --inline, here)."""
 
 from annotations.management.commands._jobs import JobCommand
-from annotations.services.runs import start_train_run
+from annotations.services.jobs.starting import start_train_run
 
 
 class Command(JobCommand):

@@ -7,8 +7,8 @@ never uses this: a request must not block on training.
 from __future__ import annotations
 
 from annotations.models import Run
-from annotations.services.pseudolabel import run_pseudolabel_inline
-from annotations.services.training import run_training_job
+from annotations.services.jobs.pseudolabel import run_pseudolabel_inline
+from annotations.services.jobs.training import run_training_job
 
 
 def run_job_inline(*, run_id: int) -> Run:

@@ -93,8 +93,12 @@ def training_lock(project_id: int) -> Iterator[bool]:
 # --- the jobs -----------------------------------------------------------------------------------
 
 
-def run_training_job(*, run_id: int, enqueue: bool = True) -> Run | None:
+def run_training_job(
+    *, run_id: int, enqueue: bool = True, artifacts_dir: Path | None = None
+) -> Run | None:
     """Execute a train or retrain run end to end (the body of both Celery tasks).
+
+    A new version's folder goes under ``artifacts_dir`` (default settings.DDI_ARTIFACTS_DIR).
 
     Raises RetryLater while another training of the project holds the lock; DatabaseError
     propagates (transient, the task retries). Any other error fails the run with its message.
@@ -116,7 +120,7 @@ def run_training_job(*, run_id: int, enqueue: bool = True) -> Run | None:
             logger.info("run %s not claimable (taken, ended or cancelled)", run_id)
             return Run.objects.get(pk=run_id)
         try:
-            model_version = train_for_run(run=run)
+            model_version = train_for_run(run=run, artifacts_dir=artifacts_dir)
             if run.kind == Run.Kind.RETRAIN:
                 _continue_with_pseudolabel(run, model_version, enqueue=enqueue)
             else:
@@ -169,7 +173,7 @@ def _continue_with_pseudolabel(run: Run, model_version: ModelVersion, *, enqueue
         )
 
 
-def train_for_run(*, run: Run) -> ModelVersion:
+def train_for_run(*, run: Run, artifacts_dir: Path | None = None) -> ModelVersion:
     """Train a model version for a claimed run and decide its promotion.
 
     Side effects: writes the artifact folder, a ModelVersion row, Run progress/result.
@@ -188,7 +192,7 @@ def train_for_run(*, run: Run) -> ModelVersion:
     _check_trainable(data, project)
     config = build_train_config(params)
     if model_version is None:
-        model_version = _new_model_version(run, config)
+        model_version = _new_model_version(run, config, artifacts_dir)
     out_dir = Path(model_version.artifact_path)
     checkpoint_dir = out_dir.parent / "checkpoints" / f"run-{run.pk}"
     Run.objects.filter(pk=run.pk).update(
@@ -241,12 +245,13 @@ def _check_trainable(data: TrainingData, project: Project) -> None:
         )
 
 
-def _new_model_version(run: Run, config) -> ModelVersion:
+def _new_model_version(run: Run, config, artifacts_dir: Path | None) -> ModelVersion:
     """Next version number of the project (serialized by the training lock; retried on races)."""
     for _ in range(5):
         latest = ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"]
         number = (latest or 0) + 1
-        folder = Path(settings.DDI_ARTIFACTS_DIR) / str(run.project_id) / f"v{number}"
+        root = Path(artifacts_dir or settings.DDI_ARTIFACTS_DIR)
+        folder = root / str(run.project_id) / f"v{number}"
         try:
             with transaction.atomic():
                 return ModelVersion.objects.create(

@@ -39,7 +39,6 @@ from annotations.selectors.projects import list_visible_projects
 from annotations.services import labels as label_service
 from annotations.services import rules as rule_service
 from annotations.services.jobs import lifecycle, starting
-from annotations.services.jobs import params as run_params
 
 
 class IdOrdering(OrderingFilter):
@@ -306,12 +305,6 @@ class RuleViewSet(
         return Response(serializers.RulePreviewOut(preview).data)
 
 
-_STARTERS = {
-    Run.Kind.TRAIN: starting.start_train_run,
-    Run.Kind.RETRAIN: starting.start_retrain_run,
-}
-
-
 class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     """Training / pseudo-labeling / retrain runs: reviewers read status, admins start and cancel."""
 
@@ -328,16 +321,13 @@ class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixi
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = self.get_visible_project(values["project"])
-        params = run_params.validate_params(dict(values["params"]))
-        if values["kind"] == Run.Kind.PSEUDOLABEL:
-            run = starting.start_pseudolabel_run(project=project, user=request.user, params=params)
-        else:
-            run = _STARTERS[values["kind"]](
-                project=project,
-                user=request.user,
-                params=params,
-                idempotency_key=values["idempotency_key"],
-            )
+        run = starting.start_run(
+            values["kind"],
+            dict(values["params"]),
+            project=project,
+            user=request.user,
+            idempotency_key=values["idempotency_key"],
+        )
         return Response(serializers.RunOut(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -104,16 +104,10 @@ def run_start(request: HttpRequest, project_pk: int) -> HttpResponse:
         return render(
             request, "annotations/runs.html", _list_context(request, project, form), status=422
         )
-    kind = form.cleaned_data["kind"]
     try:
-        if kind == Run.Kind.PSEUDOLABEL:
-            run = starting.start_pseudolabel_run(project=project, user=request.user)
-        elif kind == Run.Kind.RETRAIN:
-            run = starting.start_retrain_run(
-                project=project, user=request.user, params=form.params()
-            )
-        else:
-            run = starting.start_train_run(project=project, user=request.user, params=form.params())
+        run = starting.start_run(
+            form.cleaned_data["kind"], form.params(), project=project, user=request.user
+        )
     except DomainError as exc:
         form.add_error(None, str(exc))
         return render(

@@ -18,7 +18,7 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
-from annotations.services.jobs.params import get_train_defaults
+from annotations.services.jobs.params import RUN_PARAMS, RunParam, get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------
 
@@ -261,28 +261,34 @@ class RulePreviewIn(serializers.Serializer):
 _TRAIN_DEFAULTS = get_train_defaults()
 
 
-def _default_help(name: str) -> str:
-    return f"Omit for the default, {_TRAIN_DEFAULTS[name]:g} (TrainConfig)."
+def _run_param_field(param: RunParam) -> serializers.Field:
+    """The API field of a run parameter (services/jobs/params.py RUN_PARAMS); never required."""
+    extra = {}
+    if param.tunable:
+        extra["help_text"] = f"Omit for the default, {_TRAIN_DEFAULTS[param.name]:g} (TrainConfig)."
+    if param.kind is bool:
+        return serializers.BooleanField(required=False, **extra)
+    if param.kind is str:
+        return serializers.CharField(max_length=param.max_chars, required=False, **extra)
+    if param.nullable:
+        extra["allow_null"] = True
+    low, high = param.bounds or (None, None)
+    if param.kind is int:
+        return serializers.IntegerField(min_value=low, max_value=high, required=False, **extra)
+    return serializers.FloatField(
+        min_value=float(low), max_value=float(high), required=False, **extra
+    )
 
 
-class RunParamsIn(serializers.Serializer):
-    backbone = serializers.CharField(max_length=500, required=False)
-    epochs = serializers.IntegerField(
-        min_value=1, max_value=1000, required=False, help_text=_default_help("epochs")
-    )
-    learning_rate = serializers.FloatField(
-        min_value=1e-9,
-        max_value=0.999999,
-        required=False,
-        help_text=_default_help("learning_rate"),
-    )
-    lora_r = serializers.IntegerField(
-        min_value=1, max_value=256, required=False, help_text=_default_help("lora_r")
-    )
-    include_pseudo_labels_above = serializers.FloatField(
-        min_value=0.0, max_value=1.0, required=False, allow_null=True
-    )
-    force_promote = serializers.BooleanField(required=False)
+# The run parameters the API takes, in RUN_PARAMS order.
+RunParamsIn = type(
+    "RunParamsIn",
+    (serializers.Serializer,),
+    {
+        "__module__": __name__,
+        **{param.name: _run_param_field(param) for param in RUN_PARAMS if param.in_api},
+    },
+)
 
 
 class RunStartIn(serializers.Serializer):

@@ -11,6 +11,38 @@ from annotations.services.jobs.dispatch import send_run
 from annotations.services.jobs.params import validate_params
 
 
+def start_run(
+    kind: str,
+    params: dict | None = None,
+    *,
+    project: Project,
+    user=None,
+    idempotency_key: str | None = None,
+    model_version: ModelVersion | None = None,
+    enqueue: bool = True,
+) -> Run:
+    """Start a run of any kind: the one entry point of the Runs page, the API and the commands.
+
+    The params are checked against RUN_PARAMS (InvalidRunParams). A pseudo-labeling run is for
+    ``model_version`` (default: the active one) and returns the version's run in flight, if any
+    (so the idempotency key is not needed there); train and retrain runs honour
+    ``idempotency_key``.
+    """
+    if kind == Run.Kind.PSEUDOLABEL:
+        return start_pseudolabel_run(
+            project=project,
+            model_version=model_version,
+            user=user,
+            params=validate_params(params),
+            enqueue=enqueue,
+        )
+    if kind not in (Run.Kind.TRAIN, Run.Kind.RETRAIN):
+        raise InvalidRunParams(f"unknown run kind {kind!r}")
+    return _start_run(
+        project=project, kind=kind, user=user, params=params, key=idempotency_key, enqueue=enqueue
+    )
+
+
 def start_train_run(
     *,
     project: Project,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -11,6 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from annotations.models import DEFAULT_GUIDELINE, DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from tests.factories import UserFactory
+from tests.workers_support import train_tiny_artifact
 
 # Property tests are reproducible run to run (CI must not find a new example by chance) and have
 # no per-example deadline: a loaded 2-core machine is not a bug. DDI_HYPOTHESIS_PROFILE=explore
@@ -46,7 +48,32 @@ SERIAL_GROUP = "workers"
 SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 
 
-@pytest.hookimpl(optionalhook=True)  # child pytests run with -p no:xdist
+def _on_postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+# Tests marked `postgres` (real Celery workers, concurrency, chaos) need PostgreSQL and Redis.
+# `make test` runs them as a second plain pytest pass against DATABASE_URL (default: the local
+# PostgreSQL); a run on SQLite deselects them and says so in its header, never skips them.
+def pytest_report_header(config):
+    if not _on_postgres():
+        return (
+            "database: SQLite; tests marked `postgres` are deselected here: `make test` runs "
+            "them in its second pass (DATABASE_URL=postgres://... pytest -m postgres)"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if _on_postgres():
+        return
+    needs_postgres = [item for item in items if item.get_closest_marker("postgres")]
+    if needs_postgres:
+        config.hook.pytest_deselected(items=needs_postgres)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "load":
         return None
@@ -57,6 +84,14 @@ def pytest_xdist_make_scheduler(config, log):
             return SERIAL_GROUP if nodeid.startswith(SERIAL_PATHS) else nodeid
 
     return SerialGroupScheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory) -> Path:
+    """One tiny trained model version folder per test session (per xdist process), for the tests
+    that only need a model: they read it (Predictor.load, ready_version) and copy it before
+    changing anything in it."""
+    return train_tiny_artifact(tmp_path_factory.mktemp("tiny-model") / "v1")
 
 
 @pytest.fixture

@@ -23,12 +23,7 @@ from annotations.services.jobs.pseudolabel import (
 from annotations.services.jobs.starting import start_pseudolabel_run
 from modeling.inference import Predictor
 from tests.harness import faults
-from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("model") / "v1")
+from tests.workers_support import make_interactions, ready_version
 
 
 @pytest.fixture

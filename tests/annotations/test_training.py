@@ -19,7 +19,7 @@ from annotations.services.jobs.starting import start_retrain_run, start_train_ru
 from annotations.services.jobs.training import RunCancelled, run_training_job, train_for_run
 from annotations.services.jobs.training_data import gather_training_examples
 from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
-from tests.workers_support import make_interactions, seed_labels, train_tiny_artifact
+from tests.workers_support import make_interactions, seed_labels
 
 FAST = {"epochs": 2, "backbone": "tiny-random-bert"}
 
@@ -67,11 +67,6 @@ def test_too_few_labels_fail_the_run_with_what_is_missing(project, tiny):
     assert run.state == Run.State.FAILED
     assert "3 usable labels" in run.error
     assert "at least 10" in run.error
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory) -> Path:
-    return train_tiny_artifact(tmp_path_factory.mktemp("promotion") / "v")
 
 
 @pytest.fixture

@@ -160,8 +160,8 @@ FIGURES = Path(os.environ.get("DDI_CHAOS_FIGURES", "/tmp/ddi-chaos-figures.txt")
 
 
 def figure(name: str, value) -> None:
-    """Record a measured figure for the README's Reliability section (a child pytest's output is
-    shown only on failure, so the figures also go to DDI_CHAOS_FIGURES)."""
+    """Record a measured figure for the README's Reliability section (pytest shows a passing
+    test's output only with -s, so the figures also go to DDI_CHAOS_FIGURES)."""
     line = f"{datetime.now():%Y-%m-%d %H:%M:%S} {name} = {value}"
     print(f"RELIABILITY-FIGURE {line}", flush=True)
     with open(FIGURES, "a") as out:

@@ -1,8 +1,8 @@
 """Real-process harness: Celery worker subprocesses against real PostgreSQL and Redis.
 
-Tests marked ``e2e`` that need PostgreSQL always get it: when the main test run uses SQLite, each
-such test is re-run by a child pytest pointed at the local PostgreSQL (127.0.0.1:5432) and Redis
-(127.0.0.1:6379), and its result is this test's result. Nothing is skipped.
+Tests marked ``postgres`` run in `make test`'s second pytest pass, against DATABASE_URL (default:
+the local PostgreSQL on 127.0.0.1:5432) and Redis (127.0.0.1:6379); a run on SQLite deselects
+them (tests/conftest.py says so in its header). Nothing is skipped.
 
 Workers run in their own session (setsid) so a test can SIGKILL one pool child or the whole
 process group, like the OOM killer or a power loss.
@@ -17,54 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from django.conf import settings as django_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = "postgres://postgres@127.0.0.1:5432/ddi_curate"
 REDIS_DB = 2  # the workers engineer's Redis database (CI may set E2E_REDIS_URL)
 REDIS_URL = os.environ.get("E2E_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
 WORKER_DB_APP_NAME = "ddi-e2e-worker"
-
-
-def _on_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Re-run a PostgreSQL e2e test in a child pytest when this run uses SQLite."""
-    if pyfuncitem.get_closest_marker("postgres") is None or _on_postgres():
-        return None
-    base = os.environ.get("DDI_TEST_DB_NAME") or "test_ddi_workers"
-    env = {
-        **os.environ,
-        "DATABASE_URL": PG_URL,
-        # One database per pytest-xdist process: two children may run at once.
-        "DDI_TEST_DB_NAME": f"{base}_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        # This process has set the test's fixtures up already, a private broker included: the
-        # child's own broker needs another port.
-        "DDI_CHAOS_BROKER_PORT": "6395",
-    }
-    command = [
-        *(sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q"),
-        *("-p", "no:cacheprovider", "-p", "no:xdist"),
-    ]
-    # The child gets the test's own pytest-timeout budget (long chaos variants ask for more) plus
-    # a minute for creating the PostgreSQL test database.
-    marker = pyfuncitem.get_closest_marker("timeout")
-    budget = float(marker.args[0]) if marker and marker.args else 600.0
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget + 60
-    )
-    if done.returncode != 0:
-        pytest.fail(
-            f"{pyfuncitem.nodeid} failed on PostgreSQL (child pytest):\n"
-            + (done.stdout + done.stderr)[-6000:],
-            pytrace=False,
-        )
-    return True
 
 
 class Worker:
@@ -208,10 +166,3 @@ def worker_env(tmp: Path, broker_url: str) -> dict:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "postgres: needs PostgreSQL + Redis; re-run against them when the main run is SQLite",
-    )

@@ -30,17 +30,12 @@ from tests.e2e.chaos_support import (
 )
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
+from tests.workers_support import make_interactions, ready_version
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
 BROKER_PORT = 6394
 N = 600
-
-
-@pytest.fixture
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("chaos-model") / "v1")
 
 
 @pytest.fixture

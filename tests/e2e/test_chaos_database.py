@@ -36,7 +36,6 @@ from tests.workers_support import (
     celery_broker,
     make_interactions,
     ready_version,
-    train_tiny_artifact,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
@@ -70,11 +69,11 @@ def pool(transactional_db, tmp_path, broker, settings):
 
 
 def test_a_frozen_backend_hits_the_soft_time_limit_rolls_back_and_the_run_ends_exact(
-    transactional_db, tmp_path_factory, pool
+    transactional_db, tiny_artifact, pool
 ):
     project = ProjectFactory(name="Frozen backend")
     make_interactions(project, 600)
-    ready_version(project, train_tiny_artifact(tmp_path_factory.mktemp("m") / "v1"))
+    ready_version(project, tiny_artifact)
     soft_limit = 4
     # The sleep is inside each batch transaction: the backend is caught "idle in transaction"
     # (holding the chunk's row lock) instead of in a few-millisecond window between sleeps.

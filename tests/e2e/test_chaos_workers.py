@@ -34,17 +34,11 @@ from tests.workers_support import (
     celery_broker,
     make_interactions,
     ready_version,
-    train_tiny_artifact,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
 BROKER_PORT = 6393
-
-
-@pytest.fixture
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("chaos-model") / "v1")
 
 
 @pytest.fixture

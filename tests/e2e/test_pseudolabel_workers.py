@@ -24,17 +24,11 @@ from tests.workers_support import (
     celery_broker,
     make_interactions,
     ready_version,
-    train_tiny_artifact,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
 N = 1000
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("e2e-model") / "v1")
 
 
 @pytest.fixture

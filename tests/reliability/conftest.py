@@ -1,5 +1,5 @@
 """Reliability and security suite (RELIABILITY.md scenarios). Fixtures and helpers shared by
-the files in this folder; the `postgres` marker re-runs a test on PostgreSQL, as in tests/e2e."""
+the files in this folder; `postgres`-marked tests run in `make test`'s second pass (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from tests.e2e.conftest import pytest_pyfunc_call as _e2e_pyfunc_call
-
 ROOT = Path(__file__).resolve().parents[2]
 # Long variants (`make chaos` sets DDI_CHAOS_LONG=1): the same tests with bigger sizes.
 LONG = os.environ.get("DDI_CHAOS_LONG") == "1"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """`postgres`-marked tests here re-run in a child pytest on PostgreSQL (see tests/e2e)."""
-    return _e2e_pyfunc_call(pyfuncitem)
 
 
 def free_port() -> int:

@@ -7,35 +7,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from hypothesis import settings as hypothesis_settings
 
 from annotations.models import DEFAULT_GUIDELINE, DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from tests.factories import UserFactory
-from tests.workers_support import train_tiny_artifact
+from tests.harness.data import train_tiny_artifact
+from tests.harness.environment import configure_test_environment
 
-# Property tests are reproducible run to run (CI must not find a new example by chance) and have
-# no per-example deadline: a loaded 2-core machine is not a bug. DDI_HYPOTHESIS_PROFILE=explore
-# turns randomness back on.
-hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
-hypothesis_settings.register_profile("explore", deadline=None)
-hypothesis_settings.load_profile(os.environ.get("DDI_HYPOTHESIS_PROFILE", "ci"))
-
-# The tiny random-weight BERT of the tests cannot reach the promotion floor (its out-of-fold score
-# is a coin toss), so tests run with no floor: in this process and in the worker and web processes
-# they start (they inherit the environment). The floor itself is tested with its real value
-# (tests/annotations/test_training.py sets it).
-os.environ["DDI_PROMOTION_MIN_MACRO_F1"] = "0"
-django_settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.0
-# Likewise the web pages' rate limit: a test suite signs the same personas in hundreds of times a
-# minute. The limit itself is tested with a low rate (tests/reliability/test_web_throttle.py).
-os.environ["THROTTLE_WEB"] = "1000000/min"
-django_settings.DDI_WEB_THROTTLE_RATE = "1000000/min"
-# Concurrent test runs (several developers, CI) each get their own test database name.
-if os.environ.get("DDI_TEST_DB_NAME"):
-    django_settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ[
-        "DDI_TEST_DB_NAME"
-    ]
+configure_test_environment()
 
 # `make test` runs two pytest-xdist processes. The tests that start Celery workers on the shared
 # Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL

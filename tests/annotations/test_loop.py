@@ -28,7 +28,7 @@ from annotations.selectors.queue import get_review_queue_page
 from annotations.services.jobs.inline import run_job_inline
 from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
-from tests.workers_support import ALL_PATTERNS, make_interactions, seed_labels
+from tests.harness.data import ALL_PATTERNS, make_interactions, seed_labels
 
 FAST = {"backbone": "tiny-random-bert", "epochs": 2}
 REFERENCE = loop.Reference({text: cls for cls, text in ALL_PATTERNS}, source="test patterns")

@@ -23,7 +23,7 @@ from annotations.services.jobs.pseudolabel import (
 from annotations.services.jobs.starting import start_pseudolabel_run
 from modeling.inference import Predictor
 from tests.harness import faults
-from tests.workers_support import make_interactions, ready_version
+from tests.harness.data import make_interactions, ready_version
 
 
 @pytest.fixture

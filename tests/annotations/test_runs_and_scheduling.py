@@ -20,7 +20,8 @@ from annotations.services.jobs.schedules import (
 )
 from annotations.services.jobs.starting import start_train_run
 from annotations.services.jobs.watchdog import requeue_stale_runs
-from tests.workers_support import celery_broker, make_interactions
+from tests.harness.data import make_interactions
+from tests.harness.environment import celery_broker
 
 
 def test_unknown_or_out_of_range_params_are_refused_with_names(project):

@@ -19,7 +19,7 @@ from annotations.services.jobs.starting import start_retrain_run, start_train_ru
 from annotations.services.jobs.training import RunCancelled, run_training_job, train_for_run
 from annotations.services.jobs.training_data import gather_training_examples
 from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
-from tests.workers_support import make_interactions, seed_labels
+from tests.harness.data import make_interactions, seed_labels
 
 FAST = {"epochs": 2, "backbone": "tiny-random-bert"}
 

@@ -22,7 +22,7 @@ from annotations.services.jobs.workers import (
     describe_missing_consumer,
     list_consumed_queues,
 )
-from tests.workers_support import celery_broker
+from tests.harness.environment import celery_broker
 
 
 def _broker_options(var: Path) -> dict:

@@ -170,7 +170,7 @@ def figure(name: str, value) -> None:
 
 def chaos_pool(tmp: Path, broker: BrokerRedis, settings):
     """A WorkerPool on the private broker; the test process plays beat (short thresholds)."""
-    from tests.e2e.conftest import WorkerPool, worker_env
+    from tests.harness.processes import WorkerPool, worker_env
 
     settings.DDI_REQUEUE_QUEUED_AFTER_S = 3
     settings.DDI_STALE_AFTER_S = 6
@@ -196,7 +196,7 @@ def chaos_workers(
     tmp: Path, broker: BrokerRedis, settings, publisher_options: dict | None = None
 ) -> Iterator:
     """chaos_pool() with this process publishing to the private broker; stops every worker."""
-    from tests.workers_support import celery_broker
+    from tests.harness.environment import celery_broker
 
     workers = chaos_pool(tmp, broker, settings)
     try:

@@ -29,14 +29,11 @@ from tests.e2e.chaos_support import (
     wait_for,
     wait_progress,
 )
-from tests.e2e.conftest import ROOT, WORKER_DB_APP_NAME
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
+from tests.harness.processes import ROOT, WORKER_DB_APP_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 

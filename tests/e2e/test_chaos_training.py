@@ -35,9 +35,9 @@ from tests.e2e.chaos_support import (
     wait_finished,
     wait_for,
 )
-from tests.e2e.conftest import ROOT
 from tests.factories import ProjectFactory
-from tests.workers_support import make_interactions, seed_labels
+from tests.harness.data import make_interactions, seed_labels
+from tests.harness.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 

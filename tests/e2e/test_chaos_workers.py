@@ -30,11 +30,8 @@ from tests.e2e.chaos_support import (
 )
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from modeling.inference import Predictor
-from tests.workers_support import ALL_PATTERNS
+from tests.harness.data import ALL_PATTERNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

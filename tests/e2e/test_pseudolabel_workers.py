@@ -18,13 +18,10 @@ from annotations.services.jobs.dispatch import send_chunk, send_run
 from annotations.services.jobs.starting import start_pseudolabel_run
 from annotations.services.jobs.watchdog import requeue_stale_runs
 from modeling.inference import Predictor
-from tests.e2e.conftest import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
+from tests.harness.processes import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 

@@ -38,16 +38,12 @@ from annotations.services.jobs.starting import start_pseudolabel_run
 from annotations.services.jobs.watchdog import requeue_stale_runs
 from annotations.tokens import issue_token
 from tests.e2e.chaos_support import figure
-from tests.e2e.conftest import REDIS_DB, REDIS_URL, WorkerPool, worker_env
 from tests.e2e.test_pseudolabel_workers import assert_run_exact, wait_until_finished
 from tests.factories import ProjectFactory, UserFactory
-from tests.reliability.conftest import LONG, ROOT
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-    seed_labels,
-)
+from tests.harness.data import make_interactions, ready_version, seed_labels
+from tests.harness.environment import celery_broker
+from tests.harness.processes import REDIS_DB, REDIS_URL, ROOT, WorkerPool, worker_env
+from tests.reliability.conftest import LONG
 
 # `chaos`: `make chaos` (DDI_CHAOS_LONG=1 pytest -m chaos) runs the long variant; the short one
 # runs in CI with everything else. The long one needs more than the default 600 s timeout.

@@ -1,23 +1,19 @@
-"""Real-process harness: Celery worker subprocesses against real PostgreSQL and Redis.
-
-Tests marked ``postgres`` run in `make test`'s second pytest pass, against DATABASE_URL (default:
-the local PostgreSQL on 127.0.0.1:5432) and Redis (127.0.0.1:6379); a run on SQLite deselects
-them (tests/conftest.py says so in its header). Nothing is skipped.
-
-Workers run in their own session (setsid) so a test can SIGKILL one pool child or the whole
-process group, like the OOM killer or a power loss.
-"""
+"""Processes the tests start: Celery worker subprocesses (Worker, WorkerPool, worker_env) and
+gunicorn (LiveServer) against the test database, each in its own session (setsid) so a test can
+SIGKILL one pool child or the whole process group, like the OOM killer or a power loss."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from django.conf import settings as django_settings
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 2  # the workers engineer's Redis database (CI may set E2E_REDIS_URL)
@@ -166,3 +162,97 @@ def worker_env(tmp: Path, broker_url: str) -> dict:
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The (test) database this process uses, as a DATABASE_URL for a server subprocess."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    raise RuntimeError("live-server tests run on PostgreSQL (mark them `postgres`)")
+
+
+class LiveServer:
+    """gunicorn serving the app on 127.0.0.1 against the test database, in its own session."""
+
+    def __init__(self, tmp: Path, *, workers: int = 2, threads: int = 4, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "gunicorn.log"
+        base = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DDI_TEST", "PYTEST", "DATABASE_", "CELERY_"))
+        }
+        base.update(
+            DATABASE_URL=database_url(),
+            DDI_VAR_DIR=str(tmp / "var"),
+            DB_APPLICATION_NAME="ddi-reliability-web",
+            CELERY_BROKER_URL=env.pop("CELERY_BROKER_URL", "filesystem://"),
+            DEBUG="false",
+            PYTHONUNBUFFERED="1",
+            **env,
+        )
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "ddi_site.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
+            "--access-logfile",
+            "-",
+        ]
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=base,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                requests.get(f"{self.url}/accounts/login/", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not start:\n{self.tail()}")
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def worker_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

@@ -30,15 +30,23 @@ run: install
 	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Two pytest-xdist processes; the Celery worker/broker chaos tests run in order in one of them
-# (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
+# Two plain pytest passes, each with two pytest-xdist processes (TEST_WORKERS=0: one process):
+# 1. every test not marked `postgres`, on DATABASE_URL (SQLite when it is unset);
+# 2. the `postgres` tests (real workers, concurrency, chaos), on DATABASE_URL or the local
+#    PostgreSQL and Redis; the Celery worker/broker chaos tests run in order in one process
+#    (tests/conftest.py).
 TEST_WORKERS ?= 2
+PG_URL ?= postgres://postgres@127.0.0.1:5432/ddi_curate
+PG_BROKER_URL ?= redis://127.0.0.1:6379/2
 test: install lint
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not postgres"
+	DATABASE_URL="$${DATABASE_URL:-$(PG_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(PG_BROKER_URL)}" \
+		$(PY) -m pytest -n $(TEST_WORKERS) -m postgres
 
-# The inner loop: no real processes, browser, chaos or slow tests (the whole suite is `make test`).
+# The inner loop: no real processes, browser, chaos, PostgreSQL-only or slow tests (the whole
+# suite is `make test`).
 test-fast: install
-	$(PY) -m pytest -n $(TEST_WORKERS) -m "not e2e and not chaos and not browser and not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not e2e and not chaos and not browser and not slow and not postgres"
 
 lint: install
 	$(VENV)/bin/ruff check .

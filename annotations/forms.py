@@ -7,8 +7,13 @@ from django import forms
 from annotations.models import ImportJob, Label, Project
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.selectors.queue import QueueFilters
-from annotations.services.scheduling import WEEKDAYS
-from annotations.services.training import get_train_defaults
+from annotations.services.jobs.params import (
+    PARAMS_BY_NAME,
+    RUN_PARAMS,
+    RunParam,
+    get_train_defaults,
+)
+from annotations.services.jobs.schedules import WEEKDAYS
 
 
 class QueueFilterForm(forms.Form):
@@ -92,17 +97,18 @@ class ReviewActionForm(forms.Form):
         return Label.Status.LABELED
 
 
-def _pseudo_label_threshold_field() -> forms.FloatField:
-    return forms.FloatField(
-        required=False,
-        min_value=0,
-        max_value=1,
-        label="Also train on pseudo-labels above confidence",
-        help_text="Leave empty to train on human labels only.",
+def _run_param_field(param: RunParam) -> forms.Field:
+    """The form field of a run parameter (services/jobs/params.py RUN_PARAMS); never required."""
+    if param.kind is bool:
+        return forms.BooleanField(required=False, label=param.label)
+    field = forms.IntegerField if param.kind is int else forms.FloatField
+    low, high = param.bounds or (None, None)
+    return field(
+        required=False, min_value=low, max_value=high, label=param.label, help_text=param.form_help
     )
 
 
-class RunStartForm(forms.Form):
+class _RunStartBase(forms.Form):
     """Parameters of a train / pseudo-label / retrain run (the main knobs only)."""
 
     kind = forms.ChoiceField(
@@ -112,15 +118,6 @@ class RunStartForm(forms.Form):
             ("pseudolabel", "Pseudo-label with the active model"),
         ],
         label="Job",
-    )
-    epochs = forms.IntegerField(required=False, min_value=1, max_value=1000, label="Epochs")
-    learning_rate = forms.FloatField(
-        required=False, min_value=1e-9, max_value=0.999999, label="Learning rate"
-    )
-    lora_r = forms.IntegerField(required=False, min_value=1, max_value=256, label="LoRA rank")
-    include_pseudo_labels_above = _pseudo_label_threshold_field()
-    force_promote = forms.BooleanField(
-        required=False, label="Promote even if the metrics are worse"
     )
 
     def __init__(self, *args, **kwargs):
@@ -133,13 +130,31 @@ class RunStartForm(forms.Form):
                 self.fields[name].help_text = f"Empty: the default, {default:g}."
 
     def params(self) -> dict:
+        """The run's params: the filled fields, and every yes/no field (pseudo-labeling: none)."""
         data = self.cleaned_data
-        params = {
-            key: data[key]
-            for key in ("epochs", "learning_rate", "lora_r", "include_pseudo_labels_above")
-            if data[key] is not None
-        }
-        return {**params, "force_promote": bool(data["force_promote"])}
+        if data["kind"] == "pseudolabel":
+            return {}
+        params = {}
+        for param in FORM_PARAMS:
+            value = data[param.name]
+            if param.kind is bool:
+                params[param.name] = bool(value)
+            elif value is not None:
+                params[param.name] = value
+        return params
+
+
+# The run parameters the form offers (those with a label), in RUN_PARAMS order.
+FORM_PARAMS = tuple(param for param in RUN_PARAMS if param.label)
+RunStartForm = type(
+    "RunStartForm",
+    (_RunStartBase,),
+    {
+        "__module__": __name__,
+        "__doc__": _RunStartBase.__doc__,
+        **{param.name: _run_param_field(param) for param in FORM_PARAMS},
+    },
+)
 
 
 class ScheduleForm(forms.Form):
@@ -164,7 +179,7 @@ class ScheduleForm(forms.Form):
     min_new_reviews = forms.IntegerField(
         min_value=1, max_value=1_000_000, initial=50, label="New reviews before a retrain"
     )
-    include_pseudo_labels_above = _pseudo_label_threshold_field()
+    include_pseudo_labels_above = _run_param_field(PARAMS_BY_NAME["include_pseudo_labels_above"])
 
 
 class SecondOpinionSettingsForm(forms.Form):

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from kombu.exceptions import OperationalError as BrokerError
 
-from annotations.services import ml, pseudolabel, runs, scheduling, training
+from annotations.services import ml
+from annotations.services.jobs import lifecycle, pseudolabel, schedules, training, watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +74,26 @@ def pseudolabel_chunk(self, chunk_id: int) -> None:
 @shared_task(name="annotations.requeue_stale_runs")
 def requeue_stale_runs() -> None:
     """Watchdog fired by beat every minute: re-send lost or abandoned runs and chunks."""
-    runs.requeue_stale_runs()
+    watchdog.requeue_stale_runs()
 
 
 @shared_task(name="annotations.check_retrain_policies")
 def check_retrain_policies() -> None:
     """Fired by beat: start a retrain where a RetrainPolicy's review threshold is reached."""
-    scheduling.check_retrain_policies()
+    schedules.check_retrain_policies()
 
 
 @shared_task(name="annotations.scheduled_retrain")
 def scheduled_retrain(project_id: int, window_minutes: int = 60) -> None:
     """Fired by an admin's PeriodicTask (e.g. nightly): one retrain run per schedule window."""
-    scheduling.trigger_scheduled_retrain(project_id=project_id, window_minutes=window_minutes)
+    schedules.trigger_scheduled_retrain(project_id=project_id, window_minutes=window_minutes)
 
 
 def _run(task, job, **ids) -> None:
     """Call a job; retry on RetryLater (lock or lease held) and on transient errors only."""
     try:
         job(**ids)
-    except runs.RetryLater as wait:
+    except lifecycle.RetryLater as wait:
         logger.info("%s %s: %s; retrying in %.0fs", task.name, ids, wait, wait.seconds)
         raise task.retry(countdown=wait.seconds, max_retries=None) from None
     except TRANSIENT_ERRORS as error:

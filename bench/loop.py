@@ -107,8 +107,8 @@ def prepare_round_zero(params: dict, data: str) -> dict:
     """Import the data set + seeds, train, pseudo-label (the app's services). Returns timings."""
     from annotations.models import DEFAULT_PROJECT_NAME, ModelVersion, Project, Run
     from annotations.services.importing import ColumnMapping, import_interactions
-    from annotations.services.jobs import run_job_inline
-    from annotations.services.runs import start_pseudolabel_run, start_train_run
+    from annotations.services.jobs.inline import run_job_inline
+    from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
 
     project = Project.objects.get(name=DEFAULT_PROJECT_NAME)
     timings = {}
@@ -145,7 +145,7 @@ def prepare_round_zero(params: dict, data: str) -> dict:
 def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list[dict]:
     """Run one strategy on the current database; rounds as JSON-ready dicts."""
     from annotations.models import DEFAULT_PROJECT_NAME, Project
-    from annotations.services.loop import artifacts_in, load_reference_csv, simulate
+    from annotations.simulation import load_reference_csv, simulate
 
     project = Project.objects.get(name=DEFAULT_PROJECT_NAME)
     reference = load_reference_csv(path=DATASETS[args.data][1], project=project)
@@ -165,17 +165,17 @@ def run_strategy(strategy: str, args, params: dict, artifacts: Path) -> list[dic
             flush=True,
         )
 
-    with artifacts_in(artifacts / strategy):
-        rounds = simulate(
-            project=project,
-            strategy=strategy,
-            rounds=args.rounds,
-            per_round=args.per_round,
-            reference=reference,
-            params=params,
-            seed=args.seed,
-            on_round=report,
-        )
+    rounds = simulate(
+        project=project,
+        strategy=strategy,
+        rounds=args.rounds,
+        per_round=args.per_round,
+        reference=reference,
+        params=params,
+        seed=args.seed,
+        on_round=report,
+        artifacts_dir=artifacts / strategy,
+    )
     return [
         {
             "round": r.round,
@@ -364,11 +364,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from annotations.services.loop import STRATEGIES
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connections
-
-    from annotations.services.loop import STRATEGIES
 
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:

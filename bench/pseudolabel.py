@@ -266,7 +266,7 @@ def measure_workers(project, artifact: Path, n_workers: int, sizes: dict) -> dic
     import redis
 
     from annotations.models import Run
-    from annotations.services.runs import start_pseudolabel_run
+    from annotations.services.jobs.starting import start_pseudolabel_run
 
     redis.Redis.from_url(BROKER).flushdb()
     logs = [OUT / f"pseudolabel-worker{i}.log" for i in range(n_workers)]

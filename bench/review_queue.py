@@ -188,6 +188,7 @@ def main() -> None:
 
     from annotations.models import Prediction, Project
     from annotations.selectors import queue as q
+    from annotations.selectors.queue.rows import _prediction_rows
     from annotations.selectors.versions import get_serving_model_version
 
     project = Project.objects.get(name=f"Bench queue {args.rows}")
@@ -222,7 +223,7 @@ def main() -> None:
             )
 
         def main_query(filters=filters, cursor=cursor):
-            return q._prediction_rows(
+            return _prediction_rows(
                 project=project, user=user, filters=filters, model_version=version, cursor=cursor
             )[: q.DEFAULT_PAGE_SIZE * q.SPREAD_WINDOW_FACTOR + 1]
 
@@ -234,7 +235,7 @@ def main() -> None:
             baseline = median_ms(without_indexes(lambda mq=main_query: list(mq())))
         else:
             baseline_name = f"ORDER BY ... OFFSET {half:,}"
-            offset_qs = q._prediction_rows(
+            offset_qs = _prediction_rows(
                 project=project, user=user, filters=filters, model_version=version, cursor=None
             )
             baseline = median_ms(lambda qs=offset_qs: list(qs[half : half + q.DEFAULT_PAGE_SIZE]))

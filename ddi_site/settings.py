@@ -9,13 +9,13 @@ start without `SECRET_KEY` and `ALLOWED_HOSTS`.
 
 from __future__ import annotations
 
-import os
-import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from ddi_site.private_files import development_secret_key, private_dir, private_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -29,39 +29,7 @@ IS_PRODUCTION = DDI_ENV == "production"
 VAR_DIR = Path(env.str("DDI_VAR_DIR", default=str(BASE_DIR / "var")))
 
 
-def _private_dir(path: Path) -> None:
-    """Create `path` owner-only (0700), and tighten it if an older install left it open: var/
-    holds the SQLite file (password hashes, tokens), the secret key, uploads and models."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
-    except PermissionError:  # not ours (a mounted volume): leave it to the operator
-        pass
-
-
-def _private_file(path: Path) -> None:
-    """Create `path` empty with mode 0600 if absent (no window where it is world-readable),
-    or tighten an existing one."""
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)
-    except PermissionError:
-        pass
-
-
-_private_dir(VAR_DIR)
-
-
-def _development_secret_key() -> str:
-    """A random key kept in var/ so sessions survive restarts; never committed, never in code."""
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists() or not key_file.read_text().strip():
-        _private_file(key_file)
-        key_file.write_text(secrets.token_urlsafe(50))
-    _private_file(key_file)
-    return key_file.read_text().strip()
+private_dir(VAR_DIR)
 
 
 if IS_PRODUCTION:
@@ -72,7 +40,7 @@ if IS_PRODUCTION:
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("DDI_ENV=production needs ALLOWED_HOSTS (comma-separated).")
 else:
-    SECRET_KEY = env.str("SECRET_KEY", default="") or _development_secret_key()
+    SECRET_KEY = env.str("SECRET_KEY", default="") or development_secret_key(VAR_DIR)
     ALLOWED_HOSTS = env.list(
         "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"]
     )
@@ -137,9 +105,9 @@ _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3" and _db["NAME"] not in ("", ":memory:"):
     # SQLite gives its -wal/-shm files the database file's mode: 0600 covers all three.
     if Path(_db["NAME"]).parent == VAR_DIR or VAR_DIR in Path(_db["NAME"]).parents:
-        _private_dir(Path(_db["NAME"]).parent)
+        private_dir(Path(_db["NAME"]).parent)
     if Path(_db["NAME"]).parent.is_dir():
-        _private_file(Path(_db["NAME"]))
+        private_file(Path(_db["NAME"]))
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + IMMEDIATE transactions let the web process and the worker share the file without
     # "database is locked" errors on the first write of a transaction.
@@ -191,7 +159,7 @@ DDI_MAX_UPLOAD_BYTES = env.int("DDI_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to this folder (not the system /tmp), so there
 # is one place to watch; tests/reliability/test_request_limits.py checks nothing is left in it.
 FILE_UPLOAD_TEMP_DIR = env.str("FILE_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads"))
-_private_dir(Path(FILE_UPLOAD_TEMP_DIR))
+private_dir(Path(FILE_UPLOAD_TEMP_DIR))
 
 # --- Security -----------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -309,9 +277,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _private_dir(_BROKER_DIR)
+    private_dir(_BROKER_DIR)
     for sub in ("queue", "processed", "control"):
-        _private_dir(_BROKER_DIR / sub)
+        private_dir(_BROKER_DIR / sub)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
@@ -400,7 +368,7 @@ DDI_MAX_PSEUDO_LABEL_EXAMPLES = env.int("DDI_MAX_PSEUDO_LABEL_EXAMPLES", default
 # Promotion scores the new and the active version on the current human labels; at most this
 # many (evenly spaced) are scored, so a 30k-label project does not spend minutes on it.
 DDI_PROMOTION_MAX_LABELS = env.int("DDI_PROMOTION_MAX_LABELS", default=5000)
-# The promotion gate (annotations.services.training.decide_promotion): a version whose
+# The promotion gate (annotations.services.jobs.promotion.decide_promotion): a version whose
 # out-of-fold macro-F1 is below the floor is refused; the comparison with the active version
 # uses the labels it never trained on when there are at least MIN_HELD_OUT of them.
 DDI_PROMOTION_MIN_MACRO_F1 = env.float("DDI_PROMOTION_MIN_MACRO_F1", default=0.6)

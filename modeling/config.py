@@ -40,7 +40,7 @@ class TrainConfig:
     class_weighting: bool = True
     # Cross-fitting: members of the committee, each trained on all folds but one and scored on
     # that one (grouped by text). Fewer distinct texts per class than folds lowers the count; 1
-    # trains one model on everything with no out-of-fold score (modeling.training.assign_folds).
+    # trains one model on everything with no out-of-fold score (modeling.committee.assign_folds).
     folds: int = 5
     # Two-class projects: score each sentence's twin with increase/decrease etc. swapped
     # (modeling.uncertainty); off for class sets that are not two opposite directions.

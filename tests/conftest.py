@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from hypothesis import settings as hypothesis_settings
 
 from annotations.models import DEFAULT_GUIDELINE, DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role
 from tests.factories import UserFactory
+from tests.harness.data import train_tiny_artifact
+from tests.harness.environment import configure_test_environment
 
-# Property tests are reproducible run to run (CI must not find a new example by chance) and have
-# no per-example deadline: a loaded 2-core machine is not a bug. DDI_HYPOTHESIS_PROFILE=explore
-# turns randomness back on.
-hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
-hypothesis_settings.register_profile("explore", deadline=None)
-hypothesis_settings.load_profile(os.environ.get("DDI_HYPOTHESIS_PROFILE", "ci"))
-
-# The tiny random-weight BERT of the tests cannot reach the promotion floor (its out-of-fold score
-# is a coin toss), so tests run with no floor: in this process and in the worker and web processes
-# they start (they inherit the environment). The floor itself is tested with its real value
-# (tests/annotations/test_training.py sets it).
-os.environ["DDI_PROMOTION_MIN_MACRO_F1"] = "0"
-django_settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.0
-# Likewise the web pages' rate limit: a test suite signs the same personas in hundreds of times a
-# minute. The limit itself is tested with a low rate (tests/reliability/test_web_throttle.py).
-os.environ["THROTTLE_WEB"] = "1000000/min"
-django_settings.DDI_WEB_THROTTLE_RATE = "1000000/min"
-# Concurrent test runs (several developers, CI) each get their own test database name.
-if os.environ.get("DDI_TEST_DB_NAME"):
-    django_settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ[
-        "DDI_TEST_DB_NAME"
-    ]
+configure_test_environment()
 
 # `make test` runs two pytest-xdist processes. The tests that start Celery workers on the shared
 # Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL
@@ -46,7 +27,32 @@ SERIAL_GROUP = "workers"
 SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 
 
-@pytest.hookimpl(optionalhook=True)  # child pytests run with -p no:xdist
+def _on_postgres() -> bool:
+    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+# Tests marked `postgres` (real Celery workers, concurrency, chaos) need PostgreSQL and Redis.
+# `make test` runs them as a second plain pytest pass against DATABASE_URL (default: the local
+# PostgreSQL); a run on SQLite deselects them and says so in its header, never skips them.
+def pytest_report_header(config):
+    if not _on_postgres():
+        return (
+            "database: SQLite; tests marked `postgres` are deselected here: `make test` runs "
+            "them in its second pass (DATABASE_URL=postgres://... pytest -m postgres)"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    if _on_postgres():
+        return
+    needs_postgres = [item for item in items if item.get_closest_marker("postgres")]
+    if needs_postgres:
+        config.hook.pytest_deselected(items=needs_postgres)
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "load":
         return None
@@ -57,6 +63,14 @@ def pytest_xdist_make_scheduler(config, log):
             return SERIAL_GROUP if nodeid.startswith(SERIAL_PATHS) else nodeid
 
     return SerialGroupScheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory) -> Path:
+    """One tiny trained model version folder per test session (per xdist process), for the tests
+    that only need a model: they read it (Predictor.load, ready_version) and copy it before
+    changing anything in it."""
+    return train_tiny_artifact(tmp_path_factory.mktemp("tiny-model") / "v1")
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def test_the_cycle_contract_would_catch_a_circle(tmp_path):
 
 def test_every_task_name_dispatch_publishes_is_a_registered_task():
     import annotations.tasks  # noqa: F401  (registers the tasks)
-    from annotations.services.dispatch import CHUNK_TASK, RUN_TASKS
+    from annotations.services.jobs.dispatch import CHUNK_TASK, RUN_TASKS
     from ddi_site.celery import app
 
     for name in [*RUN_TASKS.values(), CHUNK_TASK]:

@@ -38,7 +38,7 @@ from annotations.selectors.blind import (
 from annotations.selectors.projects import list_visible_projects
 from annotations.services import labels as label_service
 from annotations.services import rules as rule_service
-from annotations.services import runs as run_service
+from annotations.services.jobs import lifecycle, starting
 
 
 class IdOrdering(OrderingFilter):
@@ -305,12 +305,6 @@ class RuleViewSet(
         return Response(serializers.RulePreviewOut(preview).data)
 
 
-_STARTERS = {
-    Run.Kind.TRAIN: run_service.start_train_run,
-    Run.Kind.RETRAIN: run_service.start_retrain_run,
-}
-
-
 class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     """Training / pseudo-labeling / retrain runs: reviewers read status, admins start and cancel."""
 
@@ -327,18 +321,13 @@ class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixi
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = self.get_visible_project(values["project"])
-        params = run_service.validate_params(dict(values["params"]))
-        if values["kind"] == Run.Kind.PSEUDOLABEL:
-            run = run_service.start_pseudolabel_run(
-                project=project, user=request.user, params=params
-            )
-        else:
-            run = _STARTERS[values["kind"]](
-                project=project,
-                user=request.user,
-                params=params,
-                idempotency_key=values["idempotency_key"],
-            )
+        run = starting.start_run(
+            values["kind"],
+            dict(values["params"]),
+            project=project,
+            user=request.user,
+            idempotency_key=values["idempotency_key"],
+        )
         return Response(serializers.RunOut(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -346,5 +335,5 @@ class RunViewSet(_ScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixi
     )
     @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
     def cancel(self, request, pk=None):
-        run = run_service.cancel_run(run=self.get_object(), user=request.user)
+        run = lifecycle.cancel_run(run=self.get_object(), user=request.user)
         return Response(serializers.RunOut(run).data)

@@ -13,8 +13,8 @@ from annotations.models import Run
 from annotations.roles import Role
 from annotations.selectors.projects import list_visible_projects
 from annotations.selectors.stats import list_model_versions
-from annotations.services import runs as run_service
-from annotations.services.workers import describe_missing_consumer
+from annotations.services.jobs import lifecycle, starting
+from annotations.services.jobs.workers import describe_missing_consumer
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 
@@ -104,18 +104,10 @@ def run_start(request: HttpRequest, project_pk: int) -> HttpResponse:
         return render(
             request, "annotations/runs.html", _list_context(request, project, form), status=422
         )
-    kind = form.cleaned_data["kind"]
     try:
-        if kind == Run.Kind.PSEUDOLABEL:
-            run = run_service.start_pseudolabel_run(project=project, user=request.user)
-        elif kind == Run.Kind.RETRAIN:
-            run = run_service.start_retrain_run(
-                project=project, user=request.user, params=form.params()
-            )
-        else:
-            run = run_service.start_train_run(
-                project=project, user=request.user, params=form.params()
-            )
+        run = starting.start_run(
+            form.cleaned_data["kind"], form.params(), project=project, user=request.user
+        )
     except DomainError as exc:
         form.add_error(None, str(exc))
         return render(
@@ -149,7 +141,7 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = _visible_run(request, pk)
     try:
-        run = run_service.cancel_run(run=run, user=request.user)
+        run = lifecycle.cancel_run(run=run, user=request.user)
     except DomainError as exc:
         messages.error(request, str(exc))
     else:

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from annotations.forms import ScheduleForm
 from annotations.roles import Role
-from annotations.services import scheduling
+from annotations.services.jobs import schedules as scheduling
 from annotations.views.access import role_required
 from annotations.views.common import get_visible_project, page_context
 

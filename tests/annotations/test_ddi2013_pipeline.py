@@ -16,9 +16,9 @@ from annotations.services.evaluation import (
 )
 from annotations.services.import_formats import DDI2013, DDI2013_CLASSES, DDI2013_POSITIVE_CLASSES
 from annotations.services.importing import import_interactions
-from annotations.services.pseudolabel import run_pseudolabel_inline
-from annotations.services.runs import start_pseudolabel_run, start_train_run
-from annotations.services.training import run_training_job
+from annotations.services.jobs.pseudolabel import run_pseudolabel_inline
+from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
+from annotations.services.jobs.training import run_training_job
 from modeling.ddi2013_scoring import micro_prf
 from tests.annotations.test_ddi2013_import import offsets, pair, write_pairs
 

@@ -10,7 +10,7 @@ from django.db import OperationalError
 
 from annotations.models import ImportJob, Interaction
 from annotations.services import importing
-from annotations.services.importing import _file_sha256, import_interactions
+from annotations.services.importing import file_sha256, import_interactions
 
 ROWS = "\n".join(
     f"Alphazol{i},Betamab{i},Alphazol{i} may increase the activities of Betamab{i}."
@@ -33,7 +33,7 @@ def test_an_import_that_loses_its_database_mid_way_ends_failed_with_nothing_kept
     def connection_lost(self):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(importing._BatchWriter, "flush", connection_lost)
+    monkeypatch.setattr(importing.writer.BatchWriter, "flush", connection_lost)
     with pytest.raises(OperationalError):
         import_interactions(project=project, path=csv_file)
 
@@ -52,7 +52,7 @@ def test_a_new_import_of_the_same_file_marks_a_job_left_running_as_interrupted(
 ):
     # A killed process leaves its job running (nothing could update it).
     orphan = ImportJob.objects.create(
-        project=project, file_name=csv_file.name, sha256=_file_sha256(csv_file), file_format="?"
+        project=project, file_name=csv_file.name, sha256=file_sha256(csv_file), file_format="?"
     )
     other_file = ImportJob.objects.create(
         project=project, file_name="other.csv", sha256="0" * 64, file_format="?"

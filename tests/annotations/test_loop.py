@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from annotations import simulation as loop
 from annotations.exceptions import InvalidReferenceFile
 from annotations.models import (
     Interaction,
@@ -24,11 +25,10 @@ from annotations.models import (
 from annotations.roles import Role, has_role
 from annotations.selectors.final_labels import iter_final_labels
 from annotations.selectors.queue import get_review_queue_page
-from annotations.services import loop
-from annotations.services.jobs import run_job_inline
-from annotations.services.runs import start_pseudolabel_run, start_train_run
+from annotations.services.jobs.inline import run_job_inline
+from annotations.services.jobs.starting import start_pseudolabel_run, start_train_run
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
-from tests.workers_support import ALL_PATTERNS, make_interactions, seed_labels
+from tests.harness.data import ALL_PATTERNS, make_interactions, seed_labels
 
 FAST = {"backbone": "tiny-random-bert", "epochs": 2}
 REFERENCE = loop.Reference({text: cls for cls, text in ALL_PATTERNS}, source="test patterns")
@@ -101,12 +101,12 @@ def test_a_round_reviews_the_queue_head_through_the_label_service_retrains_and_s
 
 
 def test_a_version_that_is_not_promoted_keeps_the_previous_one_and_its_queue(trained, monkeypatch):
-    from annotations.services import training as training_service
+    from annotations.services.jobs import promotion
 
     monkeypatch.setattr(
-        training_service,
+        promotion,
         "compare_on_held_out",
-        _never_promote(training_service.compare_on_held_out),
+        _never_promote(promotion.compare_on_held_out),
     )
     before = Prediction.objects.count()
 
@@ -280,7 +280,7 @@ def test_the_loop_command_previews_rounds_and_leaves_the_database_exactly_as_bef
     assert "Rolled back" in text
     assert _snapshot() == before
     assert _files(tiny.DDI_ARTIFACTS_DIR) == files_before
-    assert tmp_path / "models" == tiny.DDI_ARTIFACTS_DIR  # the setting is restored
+    assert tmp_path / "models" == tiny.DDI_ARTIFACTS_DIR  # the setting is never swapped
 
 
 def test_the_loop_command_defaults_to_the_projects_own_labels_as_reference(trained, tiny):

@@ -12,21 +12,18 @@ from django.utils import timezone
 
 from annotations.exceptions import NoActiveModelVersion
 from annotations.models import Prediction, Run, RunChunk
-from annotations.services import ml, pseudolabel
-from annotations.services.pseudolabel import (
+from annotations.services import ml
+from annotations.services.jobs import pseudolabel, writer
+from annotations.services.jobs.lifecycle import RetryLater, cancel_run
+from annotations.services.jobs.pseudolabel import (
     plan_pseudolabel_run,
     process_chunk,
     run_pseudolabel_inline,
 )
-from annotations.services.runs import RetryLater, cancel_run, start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
 from modeling.inference import Predictor
 from tests.harness import faults
-from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("model") / "v1")
+from tests.harness.data import make_interactions, ready_version
 
 
 @pytest.fixture
@@ -238,7 +235,7 @@ def test_a_prediction_written_by_someone_else_mid_batch_is_kept_and_not_duplicat
     interactions = make_interactions(project, 30)
     run = start_pseudolabel_run(project=project)
     [chunk_id] = plan_pseudolabel_run(run_id=run.pk, enqueue=False)
-    original = pseudolabel.ScoreCache.lookup
+    original = writer.ScoreCache.lookup
     raced = interactions[3]
 
     def lookup_then_race(self, texts):
@@ -257,7 +254,7 @@ def test_a_prediction_written_by_someone_else_mid_batch_is_kept_and_not_duplicat
             )
         return found
 
-    monkeypatch.setattr(pseudolabel.ScoreCache, "lookup", lookup_then_race)
+    monkeypatch.setattr(writer.ScoreCache, "lookup", lookup_then_race)
 
     assert process_chunk(chunk_id=chunk_id) == pseudolabel.ChunkOutcome("done", 29)
 
@@ -289,7 +286,7 @@ def test_each_distinct_text_is_scored_once_per_worker_across_batches_and_chunks(
 
 
 def test_the_score_cache_keeps_only_its_most_recently_used_texts(version):
-    cache = pseudolabel.ScoreCache(pseudolabel.get_predictor(version), max_entries=2)
+    cache = writer.ScoreCache(pseudolabel.get_predictor(version), max_entries=2)
     cache.lookup({"DRUG_A one DRUG_B", "DRUG_A two DRUG_B"})
     cache.lookup({"DRUG_A one DRUG_B"})  # most recent now
     cache.lookup({"DRUG_A three DRUG_B"})

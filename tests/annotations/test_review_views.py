@@ -108,7 +108,7 @@ def test_item_page_shows_prediction_probabilities_and_history(
 
 
 def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, project):
-    from annotations.services.pseudolabel import prediction_values
+    from annotations.services.jobs.writer import prediction_values
     from modeling.uncertainty import Scores
 
     version = ModelVersionFactory(project=project, is_active=True)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from annotations.api.serializers import RunParamsIn
 from annotations.forms import RunStartForm
 from annotations.models import Run
-from annotations.services.training import build_train_config
+from annotations.services.jobs.params import build_train_config
 from modeling.config import TrainConfig
 
 DEFAULTS = TrainConfig()

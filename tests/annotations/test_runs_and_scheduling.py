@@ -10,19 +10,18 @@ from django_celery_beat.models import PeriodicTask
 
 from annotations.exceptions import InvalidRunParams, RunNotCancellable
 from annotations.models import LabelEvent, RetrainPolicy, Run
-from annotations.services.dispatch import send_run
-from annotations.services.runs import (
-    cancel_run,
-    requeue_stale_runs,
-    start_train_run,
-)
-from annotations.services.scheduling import (
+from annotations.services.jobs.dispatch import send_run
+from annotations.services.jobs.lifecycle import cancel_run
+from annotations.services.jobs.schedules import (
     check_retrain_policies,
     schedule_nightly_retrain,
     setup_default_schedules,
     trigger_scheduled_retrain,
 )
-from tests.workers_support import celery_broker, make_interactions
+from annotations.services.jobs.starting import start_train_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
+from tests.harness.data import make_interactions
+from tests.harness.environment import celery_broker
 
 
 def test_unknown_or_out_of_range_params_are_refused_with_names(project):

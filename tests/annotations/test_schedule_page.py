@@ -10,7 +10,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from annotations.models import RetrainPolicy, Run
 from annotations.roles import grant_admin_permissions
-from annotations.services.scheduling import (
+from annotations.services.jobs.schedules import (
     SCHEDULED_RETRAIN_TASK,
     ScheduleMode,
     get_project_schedule,

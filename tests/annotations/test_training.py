@@ -12,18 +12,14 @@ from django.db import connection
 from django.utils import timezone
 
 from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Run
-from annotations.services.pseudolabel import run_pseudolabel_inline
-from annotations.services.runs import RetryLater, claim_run, start_retrain_run, start_train_run
-from annotations.services.training import (
-    RunCancelled,
-    decide_promotion,
-    gather_training_examples,
-    human_label_pairs,
-    run_training_job,
-    train_for_run,
-)
+from annotations.services.jobs.lifecycle import RetryLater, claim_run
+from annotations.services.jobs.promotion import decide_promotion, human_label_pairs
+from annotations.services.jobs.pseudolabel import run_pseudolabel_inline
+from annotations.services.jobs.starting import start_retrain_run, start_train_run
+from annotations.services.jobs.training import RunCancelled, run_training_job, train_for_run
+from annotations.services.jobs.training_data import gather_training_examples
 from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
-from tests.workers_support import make_interactions, seed_labels, train_tiny_artifact
+from tests.harness.data import make_interactions, seed_labels
 
 FAST = {"epochs": 2, "backbone": "tiny-random-bert"}
 
@@ -71,11 +67,6 @@ def test_too_few_labels_fail_the_run_with_what_is_missing(project, tiny):
     assert run.state == Run.State.FAILED
     assert "3 usable labels" in run.error
     assert "at least 10" in run.error
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory) -> Path:
-    return train_tiny_artifact(tmp_path_factory.mktemp("promotion") / "v")
 
 
 @pytest.fixture
@@ -341,7 +332,7 @@ def test_a_redelivered_run_whose_version_is_ready_is_not_retrained(project, labe
 
 
 def test_progress_names_the_member_in_training_and_the_time_left():
-    from annotations.services.training import _ProgressWriter
+    from annotations.services.jobs.training import _ProgressWriter
     from modeling.training import TrainProgress
 
     writer = _ProgressWriter(run_id=0)
@@ -357,7 +348,7 @@ def test_progress_names_the_member_in_training_and_the_time_left():
 def test_the_demos_first_model_is_forced_and_says_it_is_below_the_floor(
     project, tiny_artifact, settings
 ):
-    from annotations.services.runs import start_retrain_run
+    from annotations.services.jobs.starting import start_retrain_run
 
     settings.DDI_PROMOTION_MIN_MACRO_F1 = 0.6
     new = version_at(project, tiny_artifact, active=False, oof_f1=0.45)

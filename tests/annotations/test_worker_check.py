@@ -16,13 +16,13 @@ from django.urls import reverse
 
 from annotations.management.commands._jobs import follow
 from annotations.models import Run
-from annotations.services.runs import start_train_run
-from annotations.services.workers import (
+from annotations.services.jobs.starting import start_train_run
+from annotations.services.jobs.workers import (
     WORKER_COMMAND,
     describe_missing_consumer,
     list_consumed_queues,
 )
-from tests.workers_support import celery_broker
+from tests.harness.environment import celery_broker
 
 
 def _broker_options(var: Path) -> dict:

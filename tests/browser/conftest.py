@@ -85,7 +85,7 @@ def _database_url() -> str:
 @pytest.fixture
 def celery_worker(live_server) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process on a private filesystem broker and the test database."""
-    from tests.workers_support import celery_broker
+    from tests.harness.environment import celery_broker
 
     var_dir = Path(tempfile.mkdtemp(prefix="ddi-browser-worker-"))
     broker_dir = var_dir / "broker"

@@ -12,8 +12,8 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from annotations.models import Run
-from annotations.services.scheduling import SCHEDULED_RETRAIN_TASK
-from tests.workers_support import make_interactions, seed_labels
+from annotations.services.jobs.schedules import SCHEDULED_RETRAIN_TASK
+from tests.harness.data import make_interactions, seed_labels
 
 pytestmark = [
     pytest.mark.browser,

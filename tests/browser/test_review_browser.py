@@ -10,7 +10,7 @@ import pytest
 
 from annotations.models import Label, LabelEvent, Run
 from tests.factories import InteractionFactory, ModelVersionFactory, PredictionFactory
-from tests.workers_support import make_interactions, seed_labels
+from tests.harness.data import make_interactions, seed_labels
 
 pytestmark = [
     pytest.mark.browser,

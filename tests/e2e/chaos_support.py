@@ -20,7 +20,7 @@ from pathlib import Path
 import redis
 
 from annotations.models import Run
-from annotations.services.runs import requeue_stale_runs
+from annotations.services.jobs.watchdog import requeue_stale_runs
 
 # Size of the chaos loops: short in CI, long through `make chaos` (DDI_CHAOS_LONG=1).
 LONG = os.environ.get("DDI_CHAOS_LONG", "") not in ("", "0")
@@ -160,8 +160,8 @@ FIGURES = Path(os.environ.get("DDI_CHAOS_FIGURES", "/tmp/ddi-chaos-figures.txt")
 
 
 def figure(name: str, value) -> None:
-    """Record a measured figure for the README's Reliability section (a child pytest's output is
-    shown only on failure, so the figures also go to DDI_CHAOS_FIGURES)."""
+    """Record a measured figure for the README's Reliability section (pytest shows a passing
+    test's output only with -s, so the figures also go to DDI_CHAOS_FIGURES)."""
     line = f"{datetime.now():%Y-%m-%d %H:%M:%S} {name} = {value}"
     print(f"RELIABILITY-FIGURE {line}", flush=True)
     with open(FIGURES, "a") as out:
@@ -170,7 +170,7 @@ def figure(name: str, value) -> None:
 
 def chaos_pool(tmp: Path, broker: BrokerRedis, settings):
     """A WorkerPool on the private broker; the test process plays beat (short thresholds)."""
-    from tests.e2e.conftest import WorkerPool, worker_env
+    from tests.harness.processes import WorkerPool, worker_env
 
     settings.DDI_REQUEUE_QUEUED_AFTER_S = 3
     settings.DDI_STALE_AFTER_S = 6
@@ -196,7 +196,7 @@ def chaos_workers(
     tmp: Path, broker: BrokerRedis, settings, publisher_options: dict | None = None
 ) -> Iterator:
     """chaos_pool() with this process publishing to the private broker; stops every worker."""
-    from tests.workers_support import celery_broker
+    from tests.harness.environment import celery_broker
 
     workers = chaos_pool(tmp, broker, settings)
     try:

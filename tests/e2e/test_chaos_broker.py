@@ -18,7 +18,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from annotations.models import Run
-from annotations.services.runs import start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
 from tests.e2e.chaos_support import (
     LONG,
     chaos_workers,
@@ -30,17 +30,12 @@ from tests.e2e.chaos_support import (
 )
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import make_interactions, ready_version, train_tiny_artifact
+from tests.harness.data import make_interactions, ready_version
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
 BROKER_PORT = 6394
 N = 600
-
-
-@pytest.fixture
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("chaos-model") / "v1")
 
 
 @pytest.fixture
@@ -121,7 +116,7 @@ def test_a_frozen_restarted_or_full_broker_never_loses_a_run_nor_answers_500(
     client.set("ballast", b"x" * (3 * 1024 * 1024))
     client.config_set("maxmemory", "2mb")
     try:
-        with caplog.at_level(logging.ERROR, logger="annotations.services.runs"):
+        with caplog.at_level(logging.ERROR, logger="annotations.services.jobs.dispatch"):
             run = start_pseudolabel_run(project=project, model_version=versions[3])
         wait_for(
             lambda: "OutOfMemoryError" in worker.tail(200_000),

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from annotations.models import ImportJob, Interaction, Project
-from annotations.services.runs import start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
 from tests.e2e.chaos_support import (
     LONG,
     chaos_pool,
@@ -29,15 +29,11 @@ from tests.e2e.chaos_support import (
     wait_for,
     wait_progress,
 )
-from tests.e2e.conftest import ROOT, WORKER_DB_APP_NAME
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-    train_tiny_artifact,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
+from tests.harness.processes import ROOT, WORKER_DB_APP_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
@@ -70,11 +66,11 @@ def pool(transactional_db, tmp_path, broker, settings):
 
 
 def test_a_frozen_backend_hits_the_soft_time_limit_rolls_back_and_the_run_ends_exact(
-    transactional_db, tmp_path_factory, pool
+    transactional_db, tiny_artifact, pool
 ):
     project = ProjectFactory(name="Frozen backend")
     make_interactions(project, 600)
-    ready_version(project, train_tiny_artifact(tmp_path_factory.mktemp("m") / "v1"))
+    ready_version(project, tiny_artifact)
     soft_limit = 4
     # The sleep is inside each batch transaction: the backend is caught "idle in transaction"
     # (holding the chunk's row lock) instead of in a few-millisecond window between sleeps.

@@ -23,9 +23,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from annotations.models import Run
-from annotations.services.runs import start_train_run
-from annotations.services.scheduling import trigger_scheduled_retrain
-from annotations.services.training import build_train_config, gather_training_examples
+from annotations.services.jobs.params import build_train_config
+from annotations.services.jobs.schedules import trigger_scheduled_retrain
+from annotations.services.jobs.starting import start_train_run
+from annotations.services.jobs.training_data import gather_training_examples
 from tests.e2e.chaos_support import (
     LONG,
     chaos_workers,
@@ -34,9 +35,9 @@ from tests.e2e.chaos_support import (
     wait_finished,
     wait_for,
 )
-from tests.e2e.conftest import ROOT
 from tests.factories import ProjectFactory
-from tests.workers_support import make_interactions, seed_labels
+from tests.harness.data import make_interactions, seed_labels
+from tests.harness.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 

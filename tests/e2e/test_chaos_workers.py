@@ -15,7 +15,8 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import Run, RunChunk
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from tests.e2e.chaos_support import (
     LONG,
     chaos_pool,
@@ -29,21 +30,12 @@ from tests.e2e.chaos_support import (
 )
 from tests.e2e.test_pseudolabel_workers import assert_run_exact
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-    train_tiny_artifact,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
 BROKER_PORT = 6393
-
-
-@pytest.fixture
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("chaos-model") / "v1")
 
 
 @pytest.fixture

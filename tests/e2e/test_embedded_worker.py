@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from modeling.inference import Predictor
-from tests.workers_support import ALL_PATTERNS
+from tests.harness.data import ALL_PATTERNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ call_command("migrate", "--noinput", verbosity=0)
 print("MIGRATED", flush=True)
 from annotations.models import Project
 from annotations.services.importing import ColumnMapping, import_interactions
-from annotations.services.runs import start_retrain_run
+from annotations.services.jobs.starting import start_retrain_run
 project = Project.objects.get(name="DrugBank DDI")
 mapping = ColumnMapping(label="label")
 import_interactions(project=project, path=Path(CSV_PATH), mapping=mapping)

@@ -14,26 +14,18 @@ import redis
 from django.db import connection
 
 from annotations.models import Interaction, Prediction, Run
-from annotations.services.dispatch import send_chunk, send_run
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.dispatch import send_chunk, send_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from modeling.inference import Predictor
-from tests.e2e.conftest import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
 from tests.factories import ProjectFactory
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-    train_tiny_artifact,
-)
+from tests.harness.data import make_interactions, ready_version
+from tests.harness.environment import celery_broker
+from tests.harness.processes import REDIS_URL, WORKER_DB_APP_NAME, WorkerPool, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
 N = 1000
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory):
-    return train_tiny_artifact(tmp_path_factory.mktemp("e2e-model") / "v1")
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ Patch = Callable[[object, str, object], None]
 
 def before_each_batch(action: Callable[[list[int]], None], *, patch: Patch = setattr) -> None:
     """Call ``action(ids)`` for every pseudo-label batch read, before it is scored or written."""
-    from annotations.services import pseudolabel
+    from annotations.services.jobs import pseudolabel
 
     original = pseudolabel._next_batch
 
@@ -47,7 +47,7 @@ def before_each_batch(action: Callable[[list[int]], None], *, patch: Patch = set
 
 def inside_each_batch_transaction(action: Callable[[], None], *, patch: Patch = setattr) -> None:
     """Call ``action()`` inside each batch transaction, after the chunk lease row is locked."""
-    from annotations.services import pseudolabel
+    from annotations.services.jobs import pseudolabel
 
     original = pseudolabel.write_predictions
 
@@ -88,7 +88,7 @@ def slow_training_steps(seconds: float, *, patch: Patch = setattr) -> None:
     AFTER the step is recorded, so the delay does not widen the window in which a new checkpoint
     file is on disk but not yet in Run.cursor.
     """
-    from annotations.services.training import _ProgressWriter
+    from annotations.services.jobs.training import _ProgressWriter
 
     original = _ProgressWriter.__call__
 

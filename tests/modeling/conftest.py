@@ -47,9 +47,10 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> tuple[TrainResult, list[TrainExample]]:
-    """One tiny two-class model version trained once per test module."""
+    """One tiny two-class model version trained once per test session (tests copy it before
+    writing into it)."""
     examples = make_examples(["Synergistic", "Antagonistic"], per_class=12)
     out_dir: Path = tmp_path_factory.mktemp("tiny-model")
     result = train(

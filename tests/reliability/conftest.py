@@ -1,125 +1,20 @@
 """Reliability and security suite (RELIABILITY.md scenarios). Fixtures and helpers shared by
-the files in this folder; the `postgres` marker re-runs a test on PostgreSQL, as in tests/e2e."""
+the files in this folder; `postgres`-marked tests run in `make test`'s second pass (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 
-from tests.e2e.conftest import pytest_pyfunc_call as _e2e_pyfunc_call
+from tests.harness.processes import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # Long variants (`make chaos` sets DDI_CHAOS_LONG=1): the same tests with bigger sizes.
 LONG = os.environ.get("DDI_CHAOS_LONG") == "1"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """`postgres`-marked tests here re-run in a child pytest on PostgreSQL (see tests/e2e)."""
-    return _e2e_pyfunc_call(pyfuncitem)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url() -> str:
-    """The (test) database this process uses, as a DATABASE_URL for a server subprocess."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("postgresql"):
-        user = db.get("USER") or "postgres"
-        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    raise RuntimeError("live-server tests run on PostgreSQL (mark them `postgres`)")
-
-
-class LiveServer:
-    """gunicorn serving the app on 127.0.0.1 against the test database, in its own session."""
-
-    def __init__(self, tmp: Path, *, workers: int = 2, threads: int = 4, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / "gunicorn.log"
-        base = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DDI_TEST", "PYTEST", "DATABASE_", "CELERY_"))
-        }
-        base.update(
-            DATABASE_URL=database_url(),
-            DDI_VAR_DIR=str(tmp / "var"),
-            DB_APPLICATION_NAME="ddi-reliability-web",
-            CELERY_BROKER_URL=env.pop("CELERY_BROKER_URL", "filesystem://"),
-            DEBUG="false",
-            PYTHONUNBUFFERED="1",
-            **env,
-        )
-        command = [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "ddi_site.wsgi",
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "-w",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--timeout",
-            "120",
-            "--access-logfile",
-            "-",
-        ]
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=base,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            try:
-                requests.get(f"{self.url}/accounts/login/", timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not start:\n{self.tail()}")
-
-    def tail(self, chars: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def worker_pids(self) -> list[int]:
-        import psutil
-
-        return [child.pid for child in psutil.Process(self.process.pid).children()]
-
-    def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from annotations.exceptions import InvalidRunParams
 from annotations.models import Run
-from annotations.services import runs as run_service
+from annotations.services.jobs import params as run_params
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +38,9 @@ def test_a_backbone_outside_the_configured_list_is_refused_neutrally(admin_ada, 
 def test_configured_backbones_are_accepted(settings):
     settings.DDI_BACKBONES = ["tiny-random-bert", "/srv/models/biobert"]
     for name in ("tiny-random-bert", "/srv/models/biobert", settings.DDI_BACKBONE):
-        assert run_service.validate_params({"backbone": name}) == {"backbone": name}
+        assert run_params.validate_params({"backbone": name}) == {"backbone": name}
     with pytest.raises(InvalidRunParams, match="unknown backbone"):
-        run_service.validate_params({"backbone": "/srv/models"})
+        run_params.validate_params({"backbone": "/srv/models"})
 
 
 def test_a_backbone_load_error_reads_unknown_backbone_to_non_admins(

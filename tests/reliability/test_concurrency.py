@@ -2,8 +2,8 @@
 accept / undo, and thirty reviewers asking the queue for the next item at the same moment.
 
 The HTTP tests run real clients (requests, one thread each) against gunicorn on PostgreSQL
-(SQLite would serialise the writers and prove nothing): marked `postgres`, they are re-run in a
-child pytest when the main run uses SQLite (tests/e2e/conftest.py).
+(SQLite would serialise the writers and prove nothing): marked `postgres`, they run in
+`make test`'s second pass, against PostgreSQL (tests/conftest.py).
 """
 
 from __future__ import annotations

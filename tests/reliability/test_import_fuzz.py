@@ -48,7 +48,7 @@ FIGURES: dict[str, int] = {"fuzz_inputs": 0}
 
 
 def parse_bytes(data: bytes, name: str = "fuzz.csv") -> tuple[list[str], list]:
-    """What the importer does with a file before validating rows (importing._import_rows)."""
+    """What the importer does with a file before validating rows (importing.job._import_rows)."""
     raw = io.BytesIO(data)
     head = raw.read(8192)
     encoding = parsing.check_not_binary(name, head)

@@ -11,8 +11,8 @@ optimistic-lock false positive (each simulated reviewer edits only its own label
 is false), p95 budgets, connections below max_connections - 20, and the run finishes exact.
 
 CI: 2,000 interactions, 20 users for 40 s. `DDI_CHAOS_LONG=1`: 20,000 interactions, two workers,
-200 users for 10 minutes. Figures go to stdout and to DDI_CHAOS_FIGURES (a child pytest's output
-is shown only on failure).
+200 users for 10 minutes. Figures go to stdout and to DDI_CHAOS_FIGURES (pytest shows a passing
+test's output only with -s).
 """
 
 from __future__ import annotations
@@ -34,20 +34,16 @@ from django.db import connection
 
 from annotations.models import Label, Run
 from annotations.roles import Role
-from annotations.services.runs import requeue_stale_runs, start_pseudolabel_run
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.watchdog import requeue_stale_runs
 from annotations.tokens import issue_token
 from tests.e2e.chaos_support import figure
-from tests.e2e.conftest import REDIS_DB, REDIS_URL, WorkerPool, worker_env
 from tests.e2e.test_pseudolabel_workers import assert_run_exact, wait_until_finished
 from tests.factories import ProjectFactory, UserFactory
-from tests.reliability.conftest import LONG, ROOT
-from tests.workers_support import (
-    celery_broker,
-    make_interactions,
-    ready_version,
-    seed_labels,
-    train_tiny_artifact,
-)
+from tests.harness.data import make_interactions, ready_version, seed_labels
+from tests.harness.environment import celery_broker
+from tests.harness.processes import REDIS_DB, REDIS_URL, ROOT, WorkerPool, worker_env
+from tests.reliability.conftest import LONG
 
 # `chaos`: `make chaos` (DDI_CHAOS_LONG=1 pytest -m chaos) runs the long variant; the short one
 # runs in CI with everything else. The long one needs more than the default 600 s timeout.
@@ -188,13 +184,10 @@ def pg_sampler():
 
 
 def test_the_api_under_load_during_a_pseudolabel_run_serves_no_5xx_and_the_run_stays_exact(
-    live_gunicorn, tmp_path, settings
+    live_gunicorn, tiny_artifact, tmp_path, settings
 ):
-    # Model and broker here, not in fixtures: when the main run is SQLite only the child pytest
-    # on PostgreSQL runs this body (tests/e2e/conftest.py), so the parent does no wasted work.
     test_started = time.monotonic()
     broker_url = clean_broker()
-    tiny_artifact = train_tiny_artifact(tmp_path / "model-v1")
     # The test process plays beat: the run watchdog with short thresholds.
     settings.DDI_REQUEUE_QUEUED_AFTER_S = 5
     settings.DDI_STALE_AFTER_S = 15

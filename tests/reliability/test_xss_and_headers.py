@@ -39,12 +39,8 @@ from tests.factories import (
     ProjectFactory,
     UserFactory,
 )
-from tests.reliability.conftest import (
-    ROOT,
-    admin_page_urls,
-    app_page_urls,
-    restore_migration_data,
-)
+from tests.harness.processes import ROOT
+from tests.reliability.conftest import admin_page_urls, app_page_urls, restore_migration_data
 
 # OWASP XSS filter-evasion cheat sheet (a selection) plus our own contexts: attribute breakouts,
 # unclosed attributes, javascript: URLs, </script> inside JSON, template syntax.

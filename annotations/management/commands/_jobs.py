@@ -9,12 +9,14 @@ from tqdm import tqdm
 
 from annotations.exceptions import DomainError
 from annotations.models import DEFAULT_PROJECT_NAME, Project, Run
-from annotations.services.jobs import run_job_inline
-from annotations.services.runs import RetryLater
-from annotations.services.training import get_train_defaults
-from annotations.services.workers import describe_missing_consumer
+from annotations.services.jobs.inline import run_job_inline
+from annotations.services.jobs.lifecycle import RetryLater
+from annotations.services.jobs.params import RUN_PARAMS, get_train_defaults
+from annotations.services.jobs.workers import describe_missing_consumer
 
 POLL_S = 0.5
+# The run parameters `manage.py train|retrain` take as options, in RUN_PARAMS order.
+CLI_PARAMS = tuple(param for param in RUN_PARAMS if param.cli_help)
 WORKER_CHECK_S = 10.0
 
 
@@ -44,41 +46,22 @@ class JobCommand(BaseCommand):
         )
         if self.training_options:
             defaults = get_train_defaults()
-            parser.add_argument("--epochs", type=int, help=f"default {defaults['epochs']}")
-            parser.add_argument(
-                "--learning-rate", type=float, help=f"default {defaults['learning_rate']:g}"
-            )
-            parser.add_argument("--lora-r", type=int, help=f"default {defaults['lora_r']}")
-            parser.add_argument(
-                "--max-length",
-                type=int,
-                help=f"tokens per text (default {defaults['max_length']}; free text: 128)",
-            )
-            parser.add_argument("--backbone", help="default: settings.DDI_BACKBONE")
-            parser.add_argument(
-                "--force-promote",
-                action="store_true",
-                help="make the new version active even if its validation macro-F1 is worse",
-            )
-            parser.add_argument(
-                "--include-pseudo-labels-above",
-                type=float,
-                metavar="CONFIDENCE",
-                help="also train on the active version's predictions at or above CONFIDENCE",
-            )
+            for param in CLI_PARAMS:
+                help_text = param.cli_help.format(default=defaults.get(param.name))
+                if param.kind is bool:
+                    parser.add_argument(param.option, action="store_true", help=help_text)
+                else:
+                    parser.add_argument(
+                        param.option, type=param.kind, metavar=param.cli_metavar, help=help_text
+                    )
 
     def training_params(self, options) -> dict:
-        params = {
-            "epochs": options["epochs"],
-            "learning_rate": options["learning_rate"],
-            "lora_r": options["lora_r"],
-            "max_length": options["max_length"],
-            "backbone": options["backbone"],
-            "include_pseudo_labels_above": options["include_pseudo_labels_above"],
-        }
-        params = {key: value for key, value in params.items() if value is not None}
-        if options["force_promote"]:
-            params["force_promote"] = True
+        """The given options as run params (a yes/no option only when given)."""
+        params = {}
+        for param in CLI_PARAMS:
+            value = options[param.name]
+            if value is not None and value is not False:
+                params[param.name] = value
         return params
 
     def get_project(self, name: str) -> Project:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotations.exceptions import DomainError
 from annotations.management.commands._jobs import project_named
 from annotations.models import DEFAULT_PROJECT_NAME
-from annotations.services.loop import (
+from annotations.simulation import (
     STRATEGIES,
     load_reference_csv,
     preview_loop,

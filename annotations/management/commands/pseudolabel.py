@@ -3,8 +3,8 @@
 from django.core.management.base import CommandError
 
 from annotations.management.commands._jobs import JobCommand
-from annotations.models import ModelVersion
-from annotations.services.runs import start_pseudolabel_run
+from annotations.models import ModelVersion, Run
+from annotations.services.jobs.starting import start_run
 
 
 class Command(JobCommand):
@@ -28,6 +28,9 @@ class Command(JobCommand):
                 raise CommandError(
                     f"{project.name!r} has no model version {options['model_version']}"
                 )
-        return start_pseudolabel_run(
-            project=project, model_version=version, enqueue=not options["inline"]
+        return start_run(
+            Run.Kind.PSEUDOLABEL,
+            project=project,
+            model_version=version,
+            enqueue=not options["inline"],
         )

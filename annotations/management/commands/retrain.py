@@ -1,7 +1,8 @@
 """manage.py retrain: start a retrain run on the "training" queue (or --inline, here)."""
 
 from annotations.management.commands._jobs import JobCommand
-from annotations.services.runs import start_retrain_run
+from annotations.models import Run
+from annotations.services.jobs.starting import start_run
 
 
 class Command(JobCommand):
@@ -13,4 +14,4 @@ class Command(JobCommand):
 
     def start(self, options, project):
         params = self.training_params(options)
-        return start_retrain_run(project=project, params=params, enqueue=not options["inline"])
+        return start_run(Run.Kind.RETRAIN, params, project=project, enqueue=not options["inline"])

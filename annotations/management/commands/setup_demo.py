@@ -14,7 +14,7 @@ from django.db import transaction
 from annotations.models import DEFAULT_PROJECT_NAME, Project
 from annotations.roles import Role, grant_admin_permissions
 from annotations.services.importing import ColumnMapping, import_interactions
-from annotations.services.runs import start_retrain_run
+from annotations.services.jobs.starting import start_retrain_run
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 DEMO_ACCOUNTS = [("admin", Role.ADMIN), ("curator", Role.CURATOR), ("reviewer", Role.REVIEWER)]

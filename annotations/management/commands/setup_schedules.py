@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from annotations.services.scheduling import setup_default_schedules
+from annotations.services.jobs.schedules import setup_default_schedules
 
 
 class Command(BaseCommand):

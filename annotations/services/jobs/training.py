@@ -13,42 +13,35 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Max
 from django.utils import timezone
 
 from annotations.exceptions import DomainError, NothingToTrain
 from annotations.models import (
-    HUMAN_SOURCES,
-    Label,
-    LabelEvent,
     ModelVersion,
-    Prediction,
     Project,
     Run,
 )
-from annotations.services.ml import (
-    TrainConfig,
-    classification_metrics,
-    data_fingerprint,
-    get_predictor,
-    make_train_example,
-    read_out_of_fold,
-    text_key,
-    train,
-)
-from annotations.services.runs import (
+from annotations.services.jobs.lifecycle import (
     TRAINING_KINDS,
     RetryLater,
     claim_run,
     finish_run,
-    start_pseudolabel_run,
+    result_of,
     worker_identity,
+)
+from annotations.services.jobs.params import build_train_config
+from annotations.services.jobs.promotion import decide_promotion
+from annotations.services.jobs.starting import start_pseudolabel_run
+from annotations.services.jobs.training_data import TrainingData, gather_training_examples
+from annotations.services.ml import (
+    data_fingerprint,
+    train,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,82 +54,6 @@ _BUSY_RETRY_S = 20
 
 class RunCancelled(Exception):
     """Raised from the progress callback when someone cancelled the run."""
-
-
-@dataclass
-class TrainingData:
-    """Training examples plus the counts recorded in Run.result."""
-
-    examples: list = field(default_factory=list)
-    counts: dict = field(default_factory=dict)
-
-
-def gather_training_examples(
-    *, project: Project, include_pseudo_labels_above: float | None = None
-) -> TrainingData:
-    """Human review labels + seed/import labels, optionally confident pseudo-labels.
-
-    Pseudo-labels come from the active version, highest confidence first (capped at
-    DDI_MAX_PSEUDO_LABEL_EXAMPLES), and never for an interaction that has a label of any status
-    (a reviewer's class wins, an "unclear" flag excludes it) or any review event (a reviewer
-    looked at it and rejected, changed or undid something). Read-only.
-    """
-    classes = set(project.label_classes)
-    examples = []
-    counts = {"review": 0, "seed": 0, "import": 0, "pseudo": 0, "skipped_unknown_class": 0}
-    labels = Label.objects.filter(
-        interaction__project=project, status=Label.Status.LABELED
-    ).values_list("interaction__blinded_text", "label_class", "source")
-    for text, label_class, source in labels.order_by("interaction_id").iterator():
-        if label_class not in classes:
-            counts["skipped_unknown_class"] += 1
-            continue
-        examples.append(make_train_example(text=text, label=label_class))
-        counts[source] = counts.get(source, 0) + 1
-    active = ModelVersion.objects.active_for(project)
-    if include_pseudo_labels_above is not None and active is not None:
-        has_label = Label.objects.filter(interaction=OuterRef("interaction"))
-        was_reviewed = LabelEvent.objects.filter(
-            interaction=OuterRef("interaction"), source__in=HUMAN_SOURCES
-        )
-        pseudo = (
-            Prediction.objects.filter(
-                model_version=active,
-                confidence__gte=include_pseudo_labels_above,
-                predicted_class__in=classes,
-            )
-            .filter(~Exists(has_label), ~Exists(was_reviewed))
-            .order_by("-confidence", "interaction_id")
-            .values_list("interaction__blinded_text", "predicted_class")
-        )
-        for text, label_class in pseudo[: settings.DDI_MAX_PSEUDO_LABEL_EXAMPLES]:
-            examples.append(make_train_example(text=text, label=label_class))
-            counts["pseudo"] += 1
-    counts["total"] = len(examples)
-    return TrainingData(examples=examples, counts=counts)
-
-
-# The run parameters a person can set in the form, the API and `manage.py train`; their
-# defaults are TrainConfig's, read here so no page or command spells the numbers again.
-TUNABLE_PARAMS = ("epochs", "learning_rate", "lora_r", "max_length")
-
-
-def get_train_defaults() -> dict:
-    """TrainConfig's defaults of the tunable run parameters (what an empty field means)."""
-    defaults = TrainConfig()
-    return {key: getattr(defaults, key) for key in TUNABLE_PARAMS}
-
-
-def build_train_config(params: dict):
-    """TrainConfig from the defaults, settings.DDI_BACKBONE and the run's params."""
-    values = {
-        "backbone": params.get("backbone") or settings.DDI_BACKBONE,
-        "checkpoint_every_steps": settings.DDI_TRAIN_CHECKPOINT_EVERY,
-    }
-    for key in TUNABLE_PARAMS:
-        if params.get(key) is not None:
-            values[key] = params[key]
-    return TrainConfig(**values)
 
 
 @contextmanager
@@ -176,8 +93,12 @@ def training_lock(project_id: int) -> Iterator[bool]:
 # --- the jobs -----------------------------------------------------------------------------------
 
 
-def run_training_job(*, run_id: int, enqueue: bool = True) -> Run | None:
+def run_training_job(
+    *, run_id: int, enqueue: bool = True, artifacts_dir: Path | None = None
+) -> Run | None:
     """Execute a train or retrain run end to end (the body of both Celery tasks).
+
+    A new version's folder goes under ``artifacts_dir`` (default settings.DDI_ARTIFACTS_DIR).
 
     Raises RetryLater while another training of the project holds the lock; DatabaseError
     propagates (transient, the task retries). Any other error fails the run with its message.
@@ -199,7 +120,7 @@ def run_training_job(*, run_id: int, enqueue: bool = True) -> Run | None:
             logger.info("run %s not claimable (taken, ended or cancelled)", run_id)
             return Run.objects.get(pk=run_id)
         try:
-            model_version = train_for_run(run=run)
+            model_version = train_for_run(run=run, artifacts_dir=artifacts_dir)
             if run.kind == Run.Kind.RETRAIN:
                 _continue_with_pseudolabel(run, model_version, enqueue=enqueue)
             else:
@@ -238,7 +159,7 @@ def _continue_with_pseudolabel(run: Run, model_version: ModelVersion, *, enqueue
         finish_run(
             run_id=run.pk,
             state=Run.State.SUCCEEDED,
-            result={**_result_of(run.pk), "pseudolabel_run": None},
+            result={**result_of(run.pk), "pseudolabel_run": None},
         )
         return
     with transaction.atomic():
@@ -247,16 +168,12 @@ def _continue_with_pseudolabel(run: Run, model_version: ModelVersion, *, enqueue
         )
         Run.objects.filter(pk=run.pk, state=Run.State.RUNNING).update(
             stage=f"pseudo-labeling (run {child.pk})",
-            result={**_result_of(run.pk), "pseudolabel_run": child.pk},
+            result={**result_of(run.pk), "pseudolabel_run": child.pk},
             heartbeat_at=timezone.now(),
         )
 
 
-def _result_of(run_id: int) -> dict:
-    return dict(Run.objects.values_list("result", flat=True).get(pk=run_id) or {})
-
-
-def train_for_run(*, run: Run) -> ModelVersion:
+def train_for_run(*, run: Run, artifacts_dir: Path | None = None) -> ModelVersion:
     """Train a model version for a claimed run and decide its promotion.
 
     Side effects: writes the artifact folder, a ModelVersion row, Run progress/result.
@@ -275,7 +192,7 @@ def train_for_run(*, run: Run) -> ModelVersion:
     _check_trainable(data, project)
     config = build_train_config(params)
     if model_version is None:
-        model_version = _new_model_version(run, config)
+        model_version = _new_model_version(run, config, artifacts_dir)
     out_dir = Path(model_version.artifact_path)
     checkpoint_dir = out_dir.parent / "checkpoints" / f"run-{run.pk}"
     Run.objects.filter(pk=run.pk).update(
@@ -328,12 +245,13 @@ def _check_trainable(data: TrainingData, project: Project) -> None:
         )
 
 
-def _new_model_version(run: Run, config) -> ModelVersion:
+def _new_model_version(run: Run, config, artifacts_dir: Path | None) -> ModelVersion:
     """Next version number of the project (serialized by the training lock; retried on races)."""
     for _ in range(5):
         latest = ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"]
         number = (latest or 0) + 1
-        folder = Path(settings.DDI_ARTIFACTS_DIR) / str(run.project_id) / f"v{number}"
+        root = Path(artifacts_dir or settings.DDI_ARTIFACTS_DIR)
+        folder = root / str(run.project_id) / f"v{number}"
         try:
             with transaction.atomic():
                 return ModelVersion.objects.create(
@@ -354,174 +272,6 @@ def _mark_version(model_version: ModelVersion, status: str, decision: str) -> No
     ModelVersion.objects.filter(pk=model_version.pk).update(
         status=status, promotion_decision=decision
     )
-
-
-def human_label_pairs(*, project: Project) -> list[tuple[str, str]]:
-    """(blinded text, class) of the project's current human labels, at most
-    DDI_PROMOTION_MAX_LABELS of them (evenly spaced by interaction id). Read-only."""
-    classes = list(project.label_classes)
-    pairs = list(
-        Label.objects.filter(
-            interaction__project=project, status=Label.Status.LABELED, label_class__in=classes
-        )
-        .order_by("interaction_id")
-        .values_list("interaction__blinded_text", "label_class")
-    )
-    cap = settings.DDI_PROMOTION_MAX_LABELS
-    if len(pairs) > cap:
-        pairs = [pairs[i * len(pairs) // cap] for i in range(cap)]
-    return pairs
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Both versions' macro-F1 on the same labels neither was trained on (or their OOF scores)."""
-
-    new_f1: float
-    old_f1: float | None
-    n: int
-    basis: str  # in words, for the decision
-
-
-def compare_on_held_out(*, project: Project, new: ModelVersion, active: ModelVersion) -> Comparison:
-    """Score the new version and the active one on labels neither of them trained on.
-
-    Those are the human labels whose text the active version never saw: the active version
-    predicts them, the new version's out-of-fold prediction is used (it trained on them, so its
-    own prediction would be in-sample). With fewer than DDI_PROMOTION_MIN_HELD_OUT such labels,
-    both versions' out-of-fold macro-F1 (each on its own training labels) are compared instead.
-    Read-only; loads the active version's Predictor (cached per process).
-    """
-    classes = list(project.label_classes)
-    index = {name: i for i, name in enumerate(classes)}
-    new_oof = read_out_of_fold(Path(new.artifact_path))
-    predictor = get_predictor(active)
-    labelled = getattr(predictor, "labelled", None)
-    held = [
-        (text, label)
-        for text, label in human_label_pairs(project=project)
-        if text_key(text) in new_oof and labelled is not None and not labelled.seen([text])[0]
-    ]
-    if len(held) >= settings.DDI_PROMOTION_MIN_HELD_OUT:
-        truth = [index[label] for _, label in held]
-        probs = predictor.predict_batch([text for text, _ in held])
-        old_pred = [index.get(predictor.classes[i], -1) for i in probs.argmax(axis=1)]
-        new_pred = [new_oof[text_key(text)] for text, _ in held]
-        return Comparison(
-            new_f1=classification_metrics(truth, new_pred, classes)["macro_f1"],
-            old_f1=classification_metrics(truth, old_pred, classes)["macro_f1"],
-            n=len(held),
-            basis=f"on {len(held)} human labels v{active.number} never trained on "
-            f"(v{new.number} out of fold)",
-        )
-    old = active.metrics.get("macro_f1") if _is_out_of_fold(active) else None
-    return Comparison(
-        new_f1=float(new.metrics["macro_f1"]),
-        old_f1=old,
-        n=int(new.metrics.get("n_train", 0)),
-        basis=f"out-of-fold scores (fewer than {settings.DDI_PROMOTION_MIN_HELD_OUT} labels "
-        f"v{active.number} never trained on)",
-    )
-
-
-def _who_started(run: Run) -> str:
-    if run.created_by_id:
-        return f"an admin ({run.created_by.get_username()})"
-    if (run.idempotency_key or "").startswith("demo:"):
-        return "setup_demo (the demo's first model)"
-    return "the command that started the run"
-
-
-def _is_out_of_fold(version: ModelVersion) -> bool:
-    return (version.metrics or {}).get("evaluated_on") == "out-of-fold"
-
-
-def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
-    """Make the version active only when it is better, on labels neither version trained on.
-
-    The rule, in order: an admin's force_promote promotes; a version without an out-of-fold
-    score (too few distinct texts to cross-fit) is promoted only when no version is active; an
-    out-of-fold macro-F1 below DDI_PROMOTION_MIN_MACRO_F1 is refused; with no active version the
-    new one is promoted; otherwise both are compared by compare_on_held_out and the new version
-    must be strictly better (a tie keeps the active version: a change that shows no gain is not
-    worth the churn of every prediction). Records the decision and the numbers in
-    ModelVersion.promotion_decision and Run.result. Safe to run twice.
-    """
-    force = bool((run.params or {}).get("force_promote"))
-    oof_f1 = model_version.metrics.get("macro_f1") if _is_out_of_fold(model_version) else None
-    floor = settings.DDI_PROMOTION_MIN_MACRO_F1
-    with transaction.atomic():
-        active = (
-            ModelVersion.objects.select_for_update()
-            .active()
-            .filter(project_id=model_version.project_id)
-            .exclude(pk=model_version.pk)
-            .first()
-        )
-        comparison = None
-        if force:
-            promote, why = True, f"forced by {_who_started(run)}"
-            if oof_f1 is not None:
-                below = f", below the floor {floor:.2f}" if oof_f1 < floor else ""
-                why += f" (out-of-fold macro-F1 {oof_f1:.3f}{below})"
-        elif oof_f1 is None:
-            promote = active is None
-            why = "no out-of-fold score (too few distinct labeled texts to cross-fit); " + (
-                "served because no version is active" if promote else "the active one stays"
-            )
-        elif oof_f1 < floor:
-            promote = False
-            why = f"its out-of-fold macro-F1 {oof_f1:.3f} is below the floor {floor:.2f}"
-        elif active is None:
-            promote, why = True, f"no active version yet (out-of-fold macro-F1 {oof_f1:.3f})"
-        else:
-            comparison = compare_on_held_out(
-                project=model_version.project, new=model_version, active=active
-            )
-            new_f1, old_f1 = comparison.new_f1, comparison.old_f1
-            if old_f1 is None:
-                promote = True
-                why = f"macro-F1 {new_f1:.3f}; v{active.number} has no out-of-fold score"
-            elif new_f1 > old_f1 + 1e-9:
-                promote = True
-                why = (
-                    f"macro-F1 {new_f1:.3f} beats v{active.number}'s {old_f1:.3f} "
-                    f"{comparison.basis}"
-                )
-            else:
-                promote = False
-                word = "ties" if abs(new_f1 - old_f1) <= 1e-9 else "is below"
-                why = (
-                    f"macro-F1 {new_f1:.3f} {word} v{active.number}'s {old_f1:.3f} "
-                    f"{comparison.basis}; the active version stays"
-                )
-        decision = f"{'promoted' if promote else 'not promoted'}: {why}"
-        if promote:
-            if active is not None:
-                ModelVersion.objects.filter(pk=active.pk).update(is_active=False)
-            ModelVersion.objects.filter(pk=model_version.pk).update(
-                is_active=True, promoted_at=timezone.now()
-            )
-        ModelVersion.objects.filter(pk=model_version.pk).update(promotion_decision=decision)
-        result = _result_of(run.pk)
-        result.update(
-            model_version=model_version.pk,
-            model_version_number=model_version.number,
-            promoted=promote,
-            promotion_decision=decision,
-            macro_f1=model_version.metrics.get("macro_f1"),
-            out_of_fold_macro_f1=oof_f1,
-            compared_on=comparison.basis if comparison else None,
-            compared_macro_f1=comparison.new_f1 if comparison else None,
-            previous_compared_macro_f1=comparison.old_f1 if comparison else None,
-            n_compared=comparison.n if comparison else 0,
-            previous_active_version=active.number if active else None,
-            previous_macro_f1=active.metrics.get("macro_f1") if active else None,
-        )
-        Run.objects.filter(pk=run.pk).update(result=result)
-    model_version.refresh_from_db()
-    logger.info("%s: %s", model_version, decision)
-    return promote
 
 
 class _ProgressWriter:

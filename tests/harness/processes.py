@@ -1,70 +1,24 @@
-"""Real-process harness: Celery worker subprocesses against real PostgreSQL and Redis.
-
-Tests marked ``e2e`` that need PostgreSQL always get it: when the main test run uses SQLite, each
-such test is re-run by a child pytest pointed at the local PostgreSQL (127.0.0.1:5432) and Redis
-(127.0.0.1:6379), and its result is this test's result. Nothing is skipped.
-
-Workers run in their own session (setsid) so a test can SIGKILL one pool child or the whole
-process group, like the OOM killer or a power loss.
-"""
+"""Processes the tests start: Celery worker subprocesses (Worker, WorkerPool, worker_env) and
+gunicorn (LiveServer) against the test database, each in its own session (setsid) so a test can
+SIGKILL one pool child or the whole process group, like the OOM killer or a power loss."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = "postgres://postgres@127.0.0.1:5432/ddi_curate"
 REDIS_DB = 2  # the workers engineer's Redis database (CI may set E2E_REDIS_URL)
 REDIS_URL = os.environ.get("E2E_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
 WORKER_DB_APP_NAME = "ddi-e2e-worker"
-
-
-def _on_postgres() -> bool:
-    return django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Re-run a PostgreSQL e2e test in a child pytest when this run uses SQLite."""
-    if pyfuncitem.get_closest_marker("postgres") is None or _on_postgres():
-        return None
-    base = os.environ.get("DDI_TEST_DB_NAME") or "test_ddi_workers"
-    env = {
-        **os.environ,
-        "DATABASE_URL": PG_URL,
-        # One database per pytest-xdist process: two children may run at once.
-        "DDI_TEST_DB_NAME": f"{base}_e2e_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        # This process has set the test's fixtures up already, a private broker included: the
-        # child's own broker needs another port.
-        "DDI_CHAOS_BROKER_PORT": "6395",
-    }
-    command = [
-        *(sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q"),
-        *("-p", "no:cacheprovider", "-p", "no:xdist"),
-    ]
-    # The child gets the test's own pytest-timeout budget (long chaos variants ask for more) plus
-    # a minute for creating the PostgreSQL test database.
-    marker = pyfuncitem.get_closest_marker("timeout")
-    budget = float(marker.args[0]) if marker and marker.args else 600.0
-    done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget + 60
-    )
-    if done.returncode != 0:
-        pytest.fail(
-            f"{pyfuncitem.nodeid} failed on PostgreSQL (child pytest):\n"
-            + (done.stdout + done.stderr)[-6000:],
-            pytrace=False,
-        )
-    return True
 
 
 class Worker:
@@ -210,8 +164,95 @@ def worker_env(tmp: Path, broker_url: str) -> dict:
     return env
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "postgres: needs PostgreSQL + Redis; re-run against them when the main run is SQLite",
-    )
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The (test) database this process uses, as a DATABASE_URL for a server subprocess."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    raise RuntimeError("live-server tests run on PostgreSQL (mark them `postgres`)")
+
+
+class LiveServer:
+    """gunicorn serving the app on 127.0.0.1 against the test database, in its own session."""
+
+    def __init__(self, tmp: Path, *, workers: int = 2, threads: int = 4, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "gunicorn.log"
+        base = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DDI_TEST", "PYTEST", "DATABASE_", "CELERY_"))
+        }
+        base.update(
+            DATABASE_URL=database_url(),
+            DDI_VAR_DIR=str(tmp / "var"),
+            DB_APPLICATION_NAME="ddi-reliability-web",
+            CELERY_BROKER_URL=env.pop("CELERY_BROKER_URL", "filesystem://"),
+            DEBUG="false",
+            PYTHONUNBUFFERED="1",
+            **env,
+        )
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "ddi_site.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "120",
+            "--access-logfile",
+            "-",
+        ]
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=base,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                requests.get(f"{self.url}/accounts/login/", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not start:\n{self.tail()}")
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def worker_pids(self) -> list[int]:
+        import psutil
+
+        return [child.pid for child in psutil.Process(self.process.pid).children()]
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

@@ -1,4 +1,4 @@
-"""Helpers shared by the workers' unit and e2e tests: data builders, a tiny model, broker swaps.
+"""Data helpers shared by the unit and e2e tests: data builders and the tiny model.
 
 Plain functions (no fixtures): each test module declares the fixtures it needs explicitly.
 """
@@ -6,8 +6,6 @@ Plain functions (no fixtures): each test module declares the fixtures it needs e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from annotations.models import Interaction, Label, ModelVersion, Project
@@ -92,37 +90,3 @@ def ready_version(project: Project, artifact: Path, *, number: int = 1, active=T
         is_active=active,
         metrics={"macro_f1": 0.5},
     )
-
-
-@contextmanager
-def celery_broker(url: str, transport_options: dict | None = None) -> Iterator[None]:
-    """Point the project's Celery app (used by services to publish) at another broker."""
-    from ddi_site.celery import app
-
-    # broker_write_url / broker_read_url were filled from the CELERY_BROKER_URL environment
-    # variable at configuration time and win over broker_url: swap them too, or the publisher
-    # keeps sending to the old broker.
-    names = ("broker_url", "broker_write_url", "broker_read_url", "broker_transport_options")
-    saved = {name: app.conf.get(name) for name in names}
-    _drop_connections(app)
-    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = url
-    app.conf.broker_transport_options = transport_options or {}
-    try:
-        yield
-    finally:
-        _drop_connections(app)
-        for name, value in saved.items():
-            setattr(app.conf, name, value)
-
-
-def _drop_connections(app) -> None:
-    # Celery caches its connection pool and kombu keeps a registry of pools per connection;
-    # a new broker URL needs fresh ones (as after a fork). Closing a pool without resetting the
-    # registry would hand out the closed pool again ("Acquire on closed pool").
-    from kombu import pools
-
-    pools.reset()
-    app._pool = None
-    amqp = app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None

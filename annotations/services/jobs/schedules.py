@@ -19,7 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotations.models import HUMAN_SOURCES, LabelEvent, ModelVersion, Project, RetrainPolicy, Run
-from annotations.services.runs import TRAINING_KINDS, start_retrain_run
+from annotations.services.jobs.lifecycle import TRAINING_KINDS
+from annotations.services.jobs.starting import start_retrain_run
 
 logger = logging.getLogger(__name__)
 

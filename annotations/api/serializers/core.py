@@ -1,27 +1,24 @@
-"""Input and output serializers, kept separate: outputs describe what we return, inputs
-validate exactly what a client may send (and nothing else)."""
+"""The serializers of the core API: projects, labels, interactions, predictions, rules, runs,
+and the queue and export queries."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from annotations.final_label_order import SOURCES
 from annotations.models import (
-    ImportJob,
     Interaction,
     Label,
     Prediction,
     Project,
-    ReviewTask,
     Rule,
     Run,
 )
 from annotations.roles import Role, has_role
 from annotations.selectors.consistency import KINDS as CONSISTENCY_KINDS
 from annotations.services.export import FORMATS
-from annotations.services.training import get_train_defaults
+from annotations.services.jobs.params import RUN_PARAMS, RunParam, get_train_defaults
 
 # --- outputs -------------------------------------------------------------------------------------
 
@@ -195,12 +192,14 @@ class RulePreviewOut(serializers.Serializer):
 
 # --- inputs --------------------------------------------------------------------------------------
 
-_CLASS_NAME = {"max_length": 100}
+CLASS_NAME_FIELD = {"max_length": 100}
 
 
 class LabelCreateIn(serializers.Serializer):
     interaction = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
+    label_class = serializers.CharField(
+        allow_blank=True, required=False, default="", **CLASS_NAME_FIELD
+    )
     status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
     note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
     expected_version = serializers.IntegerField(
@@ -214,7 +213,9 @@ class LabelCreateIn(serializers.Serializer):
 
 
 class LabelUpdateIn(serializers.Serializer):
-    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
+    label_class = serializers.CharField(
+        allow_blank=True, required=False, default="", **CLASS_NAME_FIELD
+    )
     status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
     note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)
     version = serializers.IntegerField(
@@ -233,7 +234,7 @@ class RuleIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Rule.Kind.choices, default=Rule.Kind.REGEX)
     field = serializers.ChoiceField(choices=Rule.Field.choices, default=Rule.Field.BLINDED)
     pattern = serializers.CharField(max_length=1000, trim_whitespace=False)
-    label_class = serializers.CharField(**_CLASS_NAME)
+    label_class = serializers.CharField(**CLASS_NAME_FIELD)
     priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, default=0)
     is_active = serializers.BooleanField(default=True)
 
@@ -243,7 +244,7 @@ class RuleUpdateIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Rule.Kind.choices, required=False)
     field = serializers.ChoiceField(choices=Rule.Field.choices, required=False)
     pattern = serializers.CharField(max_length=1000, trim_whitespace=False, required=False)
-    label_class = serializers.CharField(required=False, **_CLASS_NAME)
+    label_class = serializers.CharField(required=False, **CLASS_NAME_FIELD)
     priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
     is_active = serializers.BooleanField(required=False)
 
@@ -253,35 +254,41 @@ class RulePreviewIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Rule.Kind.choices, default=Rule.Kind.REGEX)
     field = serializers.ChoiceField(choices=Rule.Field.choices, default=Rule.Field.BLINDED)
     pattern = serializers.CharField(max_length=1000, trim_whitespace=False)
-    label_class = serializers.CharField(**_CLASS_NAME)
+    label_class = serializers.CharField(**CLASS_NAME_FIELD)
     page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
 
 
 _TRAIN_DEFAULTS = get_train_defaults()
 
 
-def _default_help(name: str) -> str:
-    return f"Omit for the default, {_TRAIN_DEFAULTS[name]:g} (TrainConfig)."
+def _run_param_field(param: RunParam) -> serializers.Field:
+    """The API field of a run parameter (services/jobs/params.py RUN_PARAMS); never required."""
+    extra = {}
+    if param.tunable:
+        extra["help_text"] = f"Omit for the default, {_TRAIN_DEFAULTS[param.name]:g} (TrainConfig)."
+    if param.kind is bool:
+        return serializers.BooleanField(required=False, **extra)
+    if param.kind is str:
+        return serializers.CharField(max_length=param.max_chars, required=False, **extra)
+    if param.nullable:
+        extra["allow_null"] = True
+    low, high = param.bounds or (None, None)
+    if param.kind is int:
+        return serializers.IntegerField(min_value=low, max_value=high, required=False, **extra)
+    return serializers.FloatField(
+        min_value=float(low), max_value=float(high), required=False, **extra
+    )
 
 
-class RunParamsIn(serializers.Serializer):
-    backbone = serializers.CharField(max_length=500, required=False)
-    epochs = serializers.IntegerField(
-        min_value=1, max_value=1000, required=False, help_text=_default_help("epochs")
-    )
-    learning_rate = serializers.FloatField(
-        min_value=1e-9,
-        max_value=0.999999,
-        required=False,
-        help_text=_default_help("learning_rate"),
-    )
-    lora_r = serializers.IntegerField(
-        min_value=1, max_value=256, required=False, help_text=_default_help("lora_r")
-    )
-    include_pseudo_labels_above = serializers.FloatField(
-        min_value=0.0, max_value=1.0, required=False, allow_null=True
-    )
-    force_promote = serializers.BooleanField(required=False)
+# The run parameters the API takes, in RUN_PARAMS order.
+RunParamsIn = type(
+    "RunParamsIn",
+    (serializers.Serializer,),
+    {
+        "__module__": __name__,
+        **{param.name: _run_param_field(param) for param in RUN_PARAMS if param.in_api},
+    },
+)
 
 
 class RunStartIn(serializers.Serializer):
@@ -328,133 +335,3 @@ class ExportQueryIn(serializers.Serializer):
         default=False,
         help_text="only model labels auto-accepted at the project's target error rate",
     )
-
-
-# --- imports (curator uploads) -------------------------------------------------------------------
-
-
-class ImportJobOut(serializers.ModelSerializer):
-    class Meta:
-        model = ImportJob
-        fields = [
-            "id",
-            "project",
-            "file_name",
-            "sha256",
-            "file_format",
-            "state",
-            "rows_read",
-            "interactions_created",
-            "labels_created",
-            "errors",
-            "created_at",
-            "finished_at",
-        ]
-        read_only_fields = fields
-
-
-class ImportUploadIn(serializers.Serializer):
-    file = serializers.FileField(max_length=255)
-    label_column = serializers.CharField(
-        max_length=200,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="the header of a column holding labels (blank: import unlabeled)",
-    )
-    label_source = serializers.ChoiceField(
-        choices=["import", "seed"],
-        default="import",
-        help_text="how the file's labels are recorded (export column label_source)",
-    )
-
-    def validate_file(self, value):
-        # Rule 7 of RELIABILITY.md: FILE_UPLOAD_MAX_MEMORY_SIZE only decides memory vs disk;
-        # this is the size cap.
-        limit = settings.DDI_MAX_UPLOAD_BYTES
-        if value.size > limit:
-            raise serializers.ValidationError(
-                f"file too large: {value.size:,} bytes; the limit is {limit:,} bytes"
-                f" ({limit / 1024 / 1024:.0f} MB). Split the file and upload the parts."
-            )
-        return value
-
-
-# --- queue hand-out ------------------------------------------------------------------------------
-
-
-class QueueNextIn(serializers.Serializer):
-    predicted_class = serializers.CharField(max_length=100, required=False, default="")
-    min_confidence = serializers.FloatField(
-        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
-    )
-    max_confidence = serializers.FloatField(
-        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None
-    )
-
-
-class BlindTaskRef(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
-
-
-class QueueNextOut(serializers.Serializer):
-    interaction = InteractionOut(source="*")
-    claim_expires_at = serializers.DateTimeField(source="claim.expires_at")
-    blind = serializers.SerializerMethodField()
-    blind_task = serializers.SerializerMethodField()
-
-    def get_blind(self, obj) -> bool:
-        return self.context.get("blind_task") is not None
-
-    @extend_schema_field(BlindTaskRef(allow_null=True))
-    def get_blind_task(self, obj) -> dict | None:
-        task = self.context.get("blind_task")
-        return {"id": task.pk, "kind": task.kind} if task is not None else None
-
-
-class ReviewTaskOut(serializers.ModelSerializer):
-    """A blind review row. While it is open the comparison fields are empty (the answer the
-    holder must not see is only snapshotted when their answer comes in)."""
-
-    answered_by = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
-    )
-    first_reviewer = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
-    )
-    # "" while unanswered (a plain string: the choice enum would not admit the blank).
-    answer_status = serializers.CharField(
-        read_only=True, help_text='"labeled", "unclear", or "" while open'
-    )
-    agrees_with_first = serializers.BooleanField(allow_null=True, read_only=True)
-    agrees_with_model = serializers.BooleanField(allow_null=True, read_only=True)
-
-    class Meta:
-        model = ReviewTask
-        fields = [
-            "id",
-            "interaction",
-            "kind",
-            "reason",
-            "created_at",
-            "answered_by",
-            "answered_at",
-            "answer_class",
-            "answer_status",
-            "note",
-            "first_class",
-            "first_status",
-            "first_reviewer",
-            "predicted_class",
-            "agrees_with_first",
-            "agrees_with_model",
-            "guideline_revision",
-        ]
-        read_only_fields = fields
-
-
-class BlindAnswerIn(serializers.Serializer):
-    label_class = serializers.CharField(allow_blank=True, required=False, default="", **_CLASS_NAME)
-    status = serializers.ChoiceField(choices=Label.Status.choices, default=Label.Status.LABELED)
-    note = serializers.CharField(allow_blank=True, required=False, default="", max_length=5000)

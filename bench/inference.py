@@ -10,7 +10,10 @@ Engines: ``pipeline`` (baseline), ours with ``torch`` fp32 (the reference), ``on
 Runtime fp32) and ``onnx-int8`` (ONNX Runtime dynamic int8). Torch dynamic int8 was measured
 (1.8x the pipeline vs fp32's 2.4x, 96.9 % same top class) and removed.
 
-Two inputs:
+Three inputs (``--kinds``, default all):
+- ``ddi2013``: the DDI-2013 test split's 5,716 pairs as the app blinds them (DRUG_A / DRUG_B /
+  DRUG_OTHER), all distinct, the first ``--rows`` of a seeded shuffle: free text, the input
+  that matters for the 3x target;
 - ``distinct``: the raw, un-blinded sample descriptions, de-duplicated (drug names make them
   distinct), the first ``--rows`` of them in file order: every text is distinct, so
   de-duplication cannot help; measures the engine itself.
@@ -23,6 +26,10 @@ timed). The machine is shared: the engines run interleaved, ``--repeats`` rounds
 shows each engine's best round by wall time and by process CPU time (user+sys), with the load
 average before and after. Agreement columns compare top classes with ours torch fp32 on the same
 rows. The ONNX int8 gate is measured on the blinded sample and recorded in model.json.
+The table also shows each round's ratio to the pipeline's run of the same round (the ratio's
+spread says whether it is stable). ``--threads N`` sets torch's (and so ONNX Runtime's) intra-op
+threads in every engine; by default each engine keeps torch's default, one thread per core,
+which is what a user of the pipeline gets. Results also go to bench/out/inference.json.
 Run: ``.venv/bin/python bench/inference.py`` (about 10 minutes on 2 busy cores).
 """
 

@@ -12,8 +12,8 @@ Runtime fp32) and ``onnx-int8`` (ONNX Runtime dynamic int8). Torch dynamic int8 
 
 Three inputs (``--kinds``, default all):
 - ``ddi2013``: the DDI-2013 test split's 5,716 pairs as the app blinds them (DRUG_A / DRUG_B /
-  DRUG_OTHER), all distinct, the first ``--rows`` of a seeded shuffle: free text, the input
-  that matters for the 3x target;
+  DRUG_OTHER; 5,664 distinct texts), the first ``--rows`` of a seeded shuffle of the distinct
+  ones: free text, the input that matters for the 3x target;
 - ``distinct``: the raw, un-blinded sample descriptions, de-duplicated (drug names make them
   distinct), the first ``--rows`` of them in file order: every text is distinct, so
   de-duplication cannot help; measures the engine itself.

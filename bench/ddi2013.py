@@ -15,20 +15,31 @@ One run does:
    autocast). Examples/s are printed with CPU-seconds: on a shared box wall time alone says
    little;
 4. train on the whole train split (minus dev and filtered pairs), score all 5,716 test pairs:
-   micro P/R/F1 over mechanism/effect/advise/int, per class, and the confusion matrix.
+   micro P/R/F1 over mechanism/effect/advise/int, per class, and the confusion matrix;
+5. the confidence issue's row: a temperature and the app's confidence model fitted on the dev
+   split's predictions; on the kept test pairs the ECE of the raw softmax top probability and of
+   the calibrated confidences, and the AUROC of 1 - confidence for "predicted wrong".
 
     nice -n 10 .venv/bin/python bench/ddi2013.py            # the whole-train-split run
+    .venv/bin/python bench/ddi2013.py --loop [--rounds 8] [--max-train POOL] [--max-test N]
+                                                            # the review loop (see below)
     .venv/bin/python bench/ddi2013.py --budget              # CI size: well under 5 minutes
-    [--max-train N] [--max-test N] [--epochs 3] [--style blind|markers|blind-markers]
+    [--max-train N] [--max-test N] [--epochs 4] [--style blind|markers|blind-markers]
     [--pooling entity|mean] [--train-layers 3] [--fp32] [--threads 1] [--no-filter]
 
-The JSON lands in bench/out/ddi2013.json (``--out`` to change).
+``--loop`` simulates the review loop instead (modeling.ddi2013_loop): from ``--start`` 500
+labelled train pairs, ``--rounds`` rounds of ``--per-round`` 100 reviews answered from the corpus
+labels, the app's queue order vs lowest softmax vs random, test micro-F1 after each round; the
+pool is the kept train split (``--max-train`` samples it), plotted to bench/out/ddi2013_loop.png.
+
+The JSON lands in bench/out/ddi2013.json or ddi2013_loop.json (``--out`` to change).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -174,18 +185,27 @@ def main() -> None:
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--no-filter", action="store_true", help="no negative-instance filter")
     parser.add_argument("--baseline-steps", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=OUT / "ddi2013.json")
+    parser.add_argument("--out", type=Path, default=None, help="JSON (bench/out/ddi2013*.json)")
+    loop = parser.add_argument_group("the review loop (--loop)")
+    loop.add_argument("--loop", action="store_true", help="simulate the review loop instead")
+    loop.add_argument("--rounds", type=int, default=None, help="review rounds (8; budget 2)")
+    loop.add_argument("--start", type=int, default=500, help="labelled train pairs at round 0")
+    loop.add_argument("--per-round", type=int, default=100, help="reviews per round")
+    loop.add_argument("--strategies", default="app,lowest-softmax,random")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = OUT / ("ddi2013_loop.json" if args.loop else "ddi2013.json")
+    if args.rounds is None:
+        args.rounds = 2 if args.budget else 8
     if args.budget:
         args.max_train = args.max_train or 1200
         args.max_test = args.max_test or 600
         args.epochs = args.epochs or 1
         args.baseline_steps = args.baseline_steps or 6
 
-    import os
-
     import torch
 
+    from modeling.calibration import softmax_with_temperature
     from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, apply_filter, filter_report, load_pairs
     from modeling.ddi2013_scoring import micro_prf
     from modeling.ddi2013_training import (
@@ -207,6 +227,13 @@ def main() -> None:
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.fp32:
         config = replace(config, bf16=False)
+    from modeling.ddi2013_training import native_bf16, resolve_precision
+    from modeling.devices import resolve_device
+
+    device = resolve_device(os.environ.get("DDI_DEVICE"))
+    if config.bf16 and not native_bf16(device):
+        log(f"{device} has no native bf16 (torch would emulate it, slower than fp32): fp32 run")
+    config = resolve_precision(config, device)
     rules = () if args.no_filter else None
 
     started = time.perf_counter()
@@ -231,11 +258,12 @@ def main() -> None:
         f"test {len(kept_test)} kept + {len(removed_test)} filtered"
     )
 
+    if args.loop:
+        _loop(args, config, train, dev, dev_removed, kept_test, removed_test)
+        return
+
     # -- speed: machine, FLOP limit, baseline ----------------------------------------------------
     threads = config.threads
-    from modeling.devices import resolve_device
-
-    device = resolve_device(os.environ.get("DDI_DEVICE"))
     gflops = {d: matmul_gflops(threads, d) for d in ("float32", "bfloat16")}
     n_all, n_body = encoder_parameters(config.backbone)
     from modeling.backbones import load_backbone
@@ -266,7 +294,9 @@ def main() -> None:
     result = train_recipe(train, dev, config, dev_removed=dev_removed, log=log, device=str(device))
     loop = result.timings["train_loop"]
     once = result.timings["frozen_layers_once"]
-    probs = predict_pairs(result, kept_test, config)
+    test_logits = predict_pairs(result, kept_test, config, logits=True)
+    probs = softmax_with_temperature(test_logits, 1.0)
+    calibration = _calibration(result, train, dev, kept_test, test_logits, config.style)
     guess = [CLASSES[k] for k in probs.argmax(axis=1)] + ["negative"] * len(removed_test)
     truth = [p.label for p in kept_test] + [p.label for p in removed_test]
     scores = micro_prf(truth, guess, positive_classes=POSITIVE_CLASSES)
@@ -292,6 +322,7 @@ def main() -> None:
         "best_epoch": result.best_epoch,
         "scores": scores,
         "confusion_matrix": {"classes": list(CLASSES), "rows_true": matrix},
+        "calibration": calibration,
         "speed": {
             "threads": threads,
             "device": str(device),
@@ -356,6 +387,8 @@ def main() -> None:
         [[c, *row] for c, row in zip(CLASSES, matrix, strict=True)],
     )
     print()
+    _print_calibration(calibration)
+    print()
     print_table(
         ["training speed", "examples/s", "CPU-s per 1k ex", "examples/CPU-s"],
         [
@@ -388,6 +421,115 @@ def main() -> None:
         ["published anchor", "micro-F1"],
         [*ANCHORS, [f"ours ({config.backbone}, this run: {out['what']})", f"{micro['f1']:.3f}"]],
     )
+
+
+def _calibration(result, train, dev, kept_test, test_logits, style) -> dict:
+    """The confidence issue's row: T and the app's confidence model fitted on the dev split's
+    predictions (the kept epoch), ECE and error AUROC on the kept test pairs."""
+    from modeling.ddi2013 import CLASSES
+    from modeling.ddi2013_calibration import confidence_report
+
+    index = {c: i for i, c in enumerate(CLASSES)}
+    return confidence_report(
+        result.dev_logits,
+        [index[p.label] for p in dev],
+        test_logits,
+        [index[p.label] for p in kept_test],
+        dev_texts=[t.text for t in _rendered(dev, style)],
+        test_texts=[t.text for t in _rendered(kept_test, style)],
+        train_texts=[t.text for t in _rendered(train, style)],
+    )
+
+
+def _print_calibration(calibration: dict) -> None:
+    def fmt(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    test, dev = calibration["test"], calibration["dev"]
+    names = {
+        "raw": "raw softmax top probability",
+        "temperature": f"temperature T={calibration['temperature']:.2f} (fitted on dev logits)",
+        "app": "app confidence model (T-scaled top + novelty, fitted on dev)",
+    }
+    print(
+        f"confidence, fitted on {dev['pairs']} dev pairs, scored on the {test['pairs']} kept "
+        f"test pairs (accuracy {test['accuracy']:.3f}); target test ECE <= 0.05"
+    )
+    print_table(
+        ["confidence", "test ECE", "test AUROC (1-conf -> wrong)", "dev ECE", "dev AUROC"],
+        [
+            [names[m], fmt(test[m]["ece"]), fmt(test[m]["error_auroc"]), fmt(dev[m]["ece"]),
+             fmt(dev[m]["error_auroc"])]
+            for m in ("raw", "temperature", "app")
+        ],
+    )  # fmt: skip
+
+
+def _loop(args, config, pool, dev, dev_removed, kept_test, removed_test) -> None:
+    """--loop: modeling.ddi2013_loop over the (sampled) train pool; table, JSON and a plot."""
+    from modeling.ddi2013_loop import run_loop
+
+    started = time.perf_counter(), time.process_time()
+    strategies = [s for s in args.strategies.split(",") if s]
+    result = run_loop(
+        pool, dev, kept_test, config, test_removed=removed_test, dev_removed=dev_removed,
+        start=args.start, per_round=args.per_round, rounds=args.rounds, strategies=strategies,
+        log=log,
+    )  # fmt: skip
+    result["config"] = config.to_dict()
+    result["wall_s"] = time.perf_counter() - started[0]
+    result["cpu_s"] = time.process_time() - started[1]
+    result["load_average"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    curves = result["curves"]
+    print(
+        f"\nDDI-2013 review loop: pool {result['pool_pairs']} train pairs, dev {len(dev)} "
+        f"(epoch choice and the app's confidence), test {result['test_pairs']} pairs; start "
+        f"{args.start} labels, {args.rounds} rounds of {args.per_round} reviews answered from the "
+        f"corpus labels; {config.epochs} epoch(s) per training; {result['wall_s']:.0f} s wall, "
+        f"{result['cpu_s']:.0f} CPU-s, load average {result['load_average'][0]:.1f}\n"
+    )
+    print_table(
+        ["round", "labels", *[f"{s} F1" for s in strategies],
+         *[f"{s} new positives" for s in strategies]],
+        [
+            [r, curves[strategies[0]]["rounds"][r]["labels"],
+             *[f"{curves[s]['rounds'][r]['test_micro_f1']:.3f}" for s in strategies],
+             *[curves[s]["rounds"][r].get("added_positive", "") for s in strategies]]
+            for r in range(args.rounds + 1)
+        ],
+    )  # fmt: skip
+    if "app" in curves and "random" in curves:
+        above = [
+            r for r in range(1, args.rounds + 1)
+            if curves["app"]["rounds"][r]["test_micro_f1"]
+            > curves["random"]["rounds"][r]["test_micro_f1"]
+        ]  # fmt: skip
+        print(f"\napp order above random at {len(above)} of {args.rounds} rounds after round 0")
+    plot = args.out.with_suffix(".png")
+    _plot_loop(result, strategies, plot)
+    print(f"plot: {plot}")
+
+
+def _plot_loop(result: dict, strategies: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in strategies:
+        rounds = result["curves"][s]["rounds"]
+        ax.plot([r["labels"] for r in rounds], [r["test_micro_f1"] for r in rounds], "o-", label=s)
+    ax.set_xlabel("labelled train pairs")
+    ax.set_ylabel("test micro-F1 (4 positive classes)")
+    ax.set_title(f"DDI-2013 review loop, pool {result['pool_pairs']} pairs")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _rendered(pairs, style):

@@ -10,7 +10,10 @@ Engines: ``pipeline`` (baseline), ours with ``torch`` fp32 (the reference), ``on
 Runtime fp32) and ``onnx-int8`` (ONNX Runtime dynamic int8). Torch dynamic int8 was measured
 (1.8x the pipeline vs fp32's 2.4x, 96.9 % same top class) and removed.
 
-Two inputs:
+Three inputs (``--kinds``, default all):
+- ``ddi2013``: the DDI-2013 test split's 5,716 pairs as the app blinds them (DRUG_A / DRUG_B /
+  DRUG_OTHER; 5,664 distinct texts), the first ``--rows`` of a seeded shuffle of the distinct
+  ones: free text, the input that matters for the 3x target;
 - ``distinct``: the raw, un-blinded sample descriptions, de-duplicated (drug names make them
   distinct), the first ``--rows`` of them in file order: every text is distinct, so
   de-duplication cannot help; measures the engine itself.
@@ -23,6 +26,10 @@ timed). The machine is shared: the engines run interleaved, ``--repeats`` rounds
 shows each engine's best round by wall time and by process CPU time (user+sys), with the load
 average before and after. Agreement columns compare top classes with ours torch fp32 on the same
 rows. The ONNX int8 gate is measured on the blinded sample and recorded in model.json.
+The table also shows each round's ratio to the pipeline's run of the same round (the ratio's
+spread says whether it is stable). ``--threads N`` sets torch's (and so ONNX Runtime's) intra-op
+threads in every engine; by default each engine keeps torch's default, one thread per core,
+which is what a user of the pipeline gets. Results also go to bench/out/inference.json.
 Run: ``.venv/bin/python bench/inference.py`` (about 10 minutes on 2 busy cores).
 """
 
@@ -53,12 +60,26 @@ def engine_dir() -> Path:
 
 
 VARIANTS = ("pipeline", "torch", "onnx", "onnx-int8")
+KINDS = ("ddi2013", "distinct", "sample")
+DDI_CSV = SAMPLE_CSV.parent / "ddi2013_pairs.csv"
 REFERENCE = "torch"
 
 
 def load_texts(kind: str) -> list[str]:
-    """Distinct raw descriptions in file order (``distinct``) or all 7,073 blinded (``sample``)."""
+    """Distinct raw descriptions in file order (``distinct``), all 7,073 blinded (``sample``), or
+    the DDI-2013 test split's pairs as the app blinds them (``ddi2013``: DRUG_A / DRUG_B /
+    DRUG_OTHER, all distinct), in a seeded shuffled order so any prefix is a random sample."""
     from modeling.tables import DESCRIPTION, blinded_text, iter_rows
+
+    if kind == "ddi2013":
+        import random
+
+        from modeling.ddi2013 import load_pairs, render
+
+        pairs = [p for p in load_pairs(DDI_CSV) if p.split == "test"]
+        texts = list(dict.fromkeys(render(p, "blind").text for p in pairs))
+        random.Random(0).shuffle(texts)
+        return texts
 
     rows = list(iter_rows(SAMPLE_CSV))
     if kind == "distinct":
@@ -125,8 +146,15 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_variant(variant: str, kind: str, rows: int) -> dict:
-    """Score the texts with one engine; wall and CPU seconds, peak RSS and the top classes."""
+def run_variant(variant: str, kind: str, rows: int, threads: int | None = None) -> dict:
+    """Score the texts with one engine; wall and CPU seconds, peak RSS and the top classes.
+
+    ``threads``: torch's intra-op threads (ONNX Runtime follows torch's count); None keeps the
+    default (one per core), which is what a user of the pipeline gets."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     texts = texts_for(variant, kind, rows)
     started = time.perf_counter()
     if variant == "pipeline":
@@ -158,6 +186,7 @@ def run_variant(variant: str, kind: str, rows: int) -> dict:
         "cpu_seconds": cpu,
         "load_seconds": load_seconds,
         "peak_rss_mib": peak_rss_mib(),
+        "threads": torch.get_num_threads(),
         "top": top,
     }
 
@@ -170,9 +199,12 @@ def _run_self(arguments: list[str]) -> str:
     return output.strip().splitlines()[-1]
 
 
-def in_subprocess(variant: str, kind: str, rows: int) -> dict:
+def in_subprocess(variant: str, kind: str, rows: int, threads: int | None = None) -> dict:
     """run_variant in a fresh interpreter (own peak RSS)."""
-    return json.loads(_run_self(["--variant", variant, "--kind", kind, "--rows", str(rows)]))
+    extra = ["--threads", str(threads)] if threads else []
+    return json.loads(
+        _run_self(["--variant", variant, "--kind", kind, "--rows", str(rows), *extra])
+    )
 
 
 def ensure_model() -> None:
@@ -201,6 +233,19 @@ def best_of(runs: list[dict]) -> dict:
     return best
 
 
+def round_ratios(runs: list[dict], base_runs: list[dict]) -> dict:
+    """Rows/s and rows/CPU-s of each round over the pipeline's in the same round."""
+
+    def ratio(r, b, key):
+        return (r["rows"] / r[key]) / (b["rows"] / b[key])
+
+    pairs = list(zip(runs, base_runs, strict=True))
+    return {
+        "wall": [ratio(r, b, "seconds") for r, b in pairs],
+        "cpu": [ratio(r, b, "cpu_seconds") for r, b in pairs],
+    }
+
+
 def agreement(a: list[int], b: list[int]) -> float:
     """Share of equal top classes over the rows both scored (the first min(len) rows)."""
     n = min(len(a), len(b))
@@ -218,42 +263,57 @@ def main() -> None:
     """Measure the int8 gates, run every engine interleaved on both inputs, print a table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", choices=VARIANTS)
-    parser.add_argument("--kind", choices=("distinct", "sample"))
+    parser.add_argument("--kind", choices=KINDS)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="inputs to run, comma-separated")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="engines, comma-separated")
+    parser.add_argument("--threads", type=int, default=None, help="torch/ORT threads per engine")
+    parser.add_argument("--out", type=Path, default=OUT / "inference.json")
     parser.add_argument("--rows", type=int, default=384, help="rows for rates without dedup")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per engine")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.kind, args.rows)))
+        print(json.dumps(run_variant(args.variant, args.kind, args.rows, args.threads)))
         return
     if args.prepare:
         ensure_model()
         print(json.dumps(measure_gate()))
         return
+    kinds = [k for k in args.kinds.split(",") if k]
+    variants = [v for v in args.variants.split(",") if v]
+    if "pipeline" not in variants or REFERENCE not in variants:
+        parser.error(f"--variants needs pipeline and {REFERENCE} (the baseline and the reference)")
     load_before = os.getloadavg()
     # In a child too: Linux children inherit the parent's peak RSS (ru_maxrss survives fork and
     # exec), so this process must never load a model or every engine would show its peak.
     onnx_gate = json.loads(_run_self(["--prepare"]))
     runs: dict[tuple[str, str], list[dict]] = {}
-    for kind in ("distinct", "sample"):
+    for kind in kinds:
         for round_ in range(args.repeats):
             # Rotate the order each round so no engine always runs right after a heavy one.
-            order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
+            order = variants[round_ % len(variants) :] + variants[: round_ % len(variants)]
             for variant in order:
-                runs.setdefault((variant, kind), []).append(in_subprocess(variant, kind, args.rows))
-                print(f"  {kind} round {round_ + 1} {variant} done", file=sys.stderr)
+                run = in_subprocess(variant, kind, args.rows, args.threads)
+                runs.setdefault((variant, kind), []).append(run)
+                print(
+                    f"  {kind} round {round_ + 1} {variant} {run['rows'] / run['seconds']:.0f} "
+                    f"rows/s, {run['rows'] / run['cpu_seconds']:.0f} rows/CPU-s",
+                    file=sys.stderr,
+                )
     load_after = os.getloadavg()
     results = {key: best_of(value) for key, value in runs.items()}
     table = []
-    for kind in ("distinct", "sample"):
+    for kind in kinds:
         base = results[("pipeline", kind)]
         reference = results[(REFERENCE, kind)]
         base_wall = base["rows"] / base["seconds"]
         base_cpu = base["rows"] / base["cpu_seconds"]
-        for variant in VARIANTS:
+        for variant in variants:
             r = results[(variant, kind)]
             wall_rate = r["rows"] / r["seconds"]
             cpu_rate = r["rows"] / r["cpu_seconds"]
+            per_round = round_ratios(runs[(variant, kind)], runs[("pipeline", kind)])
+            r["round_ratios"] = per_round
             table.append(
                 [
                     kind,
@@ -262,15 +322,29 @@ def main() -> None:
                     " ".join(str(x) for x in r["all_seconds"]),
                     f"{wall_rate:.0f}",
                     f"{wall_rate / base_wall:.1f}x",
+                    " ".join(f"{x:.1f}" for x in per_round["wall"]),
                     f"{r['cpu_seconds']:.2f}",
                     f"{cpu_rate:.0f}",
                     f"{cpu_rate / base_cpu:.1f}x",
+                    " ".join(f"{x:.1f}" for x in per_round["cpu"]),
                     f"{r['load_seconds']:.1f}",
                     f"{r['peak_rss_mib']:.0f}",
                     f"{agreement(r['top'], reference['top']):.4f}",
                     f"{agreement(r['top'], base['top']):.4f}",
                 ]
             )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "load_before": load_before,
+                "load_after": load_after,
+                "threads": args.threads,
+                "results": {f"{v}/{k}": {**r, "top": None} for (v, k), r in results.items()},
+            },
+            indent=2,
+        )
+    )
     print_table(
         [
             "input",
@@ -279,9 +353,11 @@ def main() -> None:
             "wall s (rounds)",
             "rows/s wall",
             "vs pipeline",
+            "per round",
             "CPU s (best)",
             "rows/CPU-s",
             "vs pipeline",
+            "per round",
             "load s",
             "peak RSS MiB",
             "top = torch fp32",

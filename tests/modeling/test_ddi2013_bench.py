@@ -48,3 +48,13 @@ def test_the_budget_run_trains_scores_and_reports_speed_beside_the_baseline(tmp_
     assert min(speed["matmul_gflops"]["float32"]) > 0  # (per second, per CPU-second)
     for table in ("true \\ predicted", "micro (4 positive classes)", "baseline: transformers"):
         assert table in done.stdout
+    # The confidence issue's row: fitted on the dev split, scored on the kept test pairs.
+    calibration = report["calibration"]
+    assert calibration["dev"]["pairs"] == report["dev_pairs"]
+    assert calibration["test"]["pairs"] == 600 - report["test_filtered"]
+    assert calibration["temperature"] > 0
+    for method in ("raw", "temperature", "app"):
+        assert 0.0 <= calibration["test"][method]["ece"] <= 1.0
+        assert 0.0 <= calibration["test"][method]["error_auroc"] <= 1.0
+    for line in ("raw softmax top probability", "temperature T=", "app confidence model"):
+        assert line in done.stdout

@@ -234,3 +234,11 @@ def test_the_recipe_trains_keeps_the_best_dev_epoch_and_scores_probabilities():
     probs = predict_pairs(result, pairs[32:], config)
     assert probs.shape == (16, 5)
     assert abs(float(probs.sum(axis=1).mean()) - 1.0) < 1e-5
+
+
+def test_bf16_is_used_only_where_the_hardware_runs_it_natively():
+    from modeling.ddi2013_training import native_bf16, resolve_precision
+
+    # Emulated bf16 (a CPU without AVX512-BF16) is many times slower than fp32: not used there.
+    assert resolve_precision(RecipeConfig(bf16=True), "cpu").bf16 is native_bf16("cpu")
+    assert resolve_precision(RecipeConfig(bf16=False), "cpu").bf16 is False

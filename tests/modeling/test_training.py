@@ -11,12 +11,13 @@ from safetensors.torch import load_file
 from torch.nn import functional as F
 
 from modeling.artifacts import ADAPTER_FILE, HEAD_FILE, MODEL_JSON, OOF_FILE, data_fingerprint
+from modeling.batches import collapse_batch, weighted_batch_loss
 from modeling.classifier import build_classifier, load_trainable_state
 from modeling.committee import assign_folds
 from modeling.config import TrainConfig
 from modeling.encoding import encode, pad_batch
 from modeling.inference import Predictor
-from modeling.training import class_weights, collapse_batch, train, weighted_batch_loss
+from modeling.training import class_weights, train
 from modeling.uncertainty import direction_twin
 from tests.modeling.conftest import make_examples, tiny_config
 

@@ -207,14 +207,9 @@ def main() -> None:
 
     from modeling.calibration import softmax_with_temperature
     from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, apply_filter, filter_report, load_pairs
+    from modeling.ddi2013_model import RecipeConfig, encode_pairs
     from modeling.ddi2013_scoring import micro_prf
-    from modeling.ddi2013_training import (
-        RecipeConfig,
-        dev_split,
-        encode_pairs,
-        predict_pairs,
-        train_recipe,
-    )
+    from modeling.ddi2013_training import dev_split, predict_pairs, train_recipe
 
     config = RecipeConfig()
     overrides = {
@@ -227,7 +222,7 @@ def main() -> None:
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.fp32:
         config = replace(config, bf16=False)
-    from modeling.ddi2013_training import native_bf16, resolve_precision
+    from modeling.ddi2013_model import native_bf16, resolve_precision
     from modeling.devices import resolve_device
 
     device = resolve_device(os.environ.get("DDI_DEVICE"))

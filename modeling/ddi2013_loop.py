@@ -19,7 +19,7 @@ documents, disjoint from the pool) picks each training's epoch and fits the conf
 strategy alike; its labels are not counted in the labelled budget.
 
 The frozen lower layers are the pretrained backbone's, so they run once over pool, dev and test
-(modeling.ddi2013_training.cache_bottom); each round trains a fresh top (fit_cached).
+(modeling.ddi2013_model.cache_bottom); each round trains a fresh top (fit_cached).
 """
 
 from __future__ import annotations
@@ -33,17 +33,14 @@ import numpy as np
 
 from modeling.calibration import fit_temperature, softmax_with_temperature
 from modeling.ddi2013 import CLASSES, DdiPair, render
-from modeling.ddi2013_training import (
+from modeling.ddi2013_model import (
     RecipeConfig,
-    build,
     cache_bottom,
     encode_pairs,
-    fit_cached,
     predict,
     resolve_precision,
-    score_probs,
-    subset,
 )
+from modeling.ddi2013_training import build, fit_cached, score_probs, subset
 from modeling.uncertainty import feature_matrix, fit_confidence_model, grams, novelty
 
 STRATEGIES = ("app", "lowest-softmax", "random")

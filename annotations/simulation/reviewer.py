@@ -20,7 +20,7 @@ from annotations.selectors.queue import (
 from annotations.services.labels import record_review, skip_interaction
 from annotations.simulation.reference import Reference
 
-STRATEGIES = ("default", "random", "lowest-confidence")
+STRATEGIES = ("default", "random", "lowest-confidence", "no-lane")
 
 
 SIMULATED_REVIEWER = "loop-simulated-reviewer"
@@ -39,9 +39,12 @@ def pick_items(
     default: the review queue page exactly as the queue page shows it (default filters, default
     page size, pattern spread), page after page. lowest-confidence: the same selector in strict
     order (no spread). random: a uniform sample of the same pool (unreviewed, not skipped).
+    no-lane: the queue page without its unseen-pattern lane (what the lane adds).
     """
     if strategy == "default":
         return _from_queue(project=project, user=user, count=count, spread=True)
+    if strategy == "no-lane":
+        return _from_queue(project=project, user=user, count=count, spread=True, unseen_lane=False)
     if strategy == "lowest-confidence":
         return _from_queue(project=project, user=user, count=count, spread=False)
     if strategy == "random":
@@ -59,7 +62,7 @@ def pick_items(
 
 
 def _from_queue(
-    *, project: Project, user: AbstractBaseUser, count: int, spread: bool
+    *, project: Project, user: AbstractBaseUser, count: int, spread: bool, unseen_lane: bool = True
 ) -> list[Interaction]:
     picked: list[Interaction] = []
     cursor: QueueCursor | None = None
@@ -71,6 +74,7 @@ def _from_queue(
             cursor=cursor,
             page_size=DEFAULT_PAGE_SIZE,
             spread=spread,
+            unseen_lane=unseen_lane,
         )
         picked.extend(item.interaction for item in page.items)
         if page.next_cursor is None:

@@ -59,6 +59,40 @@ def test_one_pattern_cannot_fill_the_page(project, active_version, reviewer_rita
     assert patterns[0] == flood and len(set(patterns[:4])) == 4
 
 
+def test_big_patterns_filling_the_window_still_leave_the_first_page_to_distinct_patterns(
+    project, active_version, reviewer_rita
+):
+    # Two big, very uncertain patterns fill the whole candidate window (page 5 x 8 = 40 rows);
+    # five small patterns sit below it, the most uncertain of them first.
+    for pattern in ("big1", "big2"):
+        for _ in range(25):
+            _item(project, active_version, 0.5, pattern=pattern)
+    small = [_item(project, active_version, 0.7 + i / 100, pattern=f"s{i}") for i in range(5)]
+    for pattern in ("big1", "big2", *(f"s{i}" for i in range(5))):  # no unseen-pattern lane
+        Label.objects.create(
+            interaction=InteractionFactory(
+                project=project, blinded_text=f"DRUG_A pattern {pattern} DRUG_B."
+            ),
+            label_class="Synergistic",
+            source=Label.Source.SEED,
+        )
+    page = get_review_queue_page(project=project, user=reviewer_rita, page_size=5)
+    patterns = [item.interaction.pattern_hash for item in page.items]
+    assert len(set(patterns)) == 5  # one row each: both big patterns, then the 3 next ones
+    assert _ids(page)[2:] == [s.pk for s in small[:3]]
+    # The leaders sit outside keyset order: walking the pages never shows a row twice, and each
+    # small pattern's row once (rows deferred past a cursor come back on the first page later).
+    seen, cursor = _ids(page), QueueCursor.decode(page.next_cursor)
+    while cursor is not None:
+        page = get_review_queue_page(
+            project=project, user=reviewer_rita, page_size=5, cursor=cursor
+        )
+        seen += _ids(page)
+        cursor = QueueCursor.decode(page.next_cursor) if page.next_cursor else None
+    assert len(seen) == len(set(seen))
+    assert {s.pk for s in small} <= set(seen)
+
+
 def test_a_small_page_is_topped_up_when_only_one_pattern_is_left(
     project, active_version, reviewer_rita
 ):

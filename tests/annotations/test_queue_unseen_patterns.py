@@ -60,6 +60,11 @@ def test_an_unlabeled_big_pattern_reaches_the_first_page_when_every_confidence_i
     plain = get_review_queue_page(project=project, user=reviewer_rita, page_size=4, spread=False)
     assert not {i.pk for i in big} & set(_ids(plain))  # uncertainty order cannot see it
 
+    no_lane = get_review_queue_page(
+        project=project, user=reviewer_rita, page_size=4, unseen_lane=False
+    )
+    assert not {i.pk for i in big} & set(_ids(no_lane))  # the spread alone does not reach it
+
     page = get_review_queue_page(project=project, user=reviewer_rita, page_size=4)
     assert _ids(page)[:2] == [big[0].pk, small.pk]  # biggest unlabeled pattern first
     assert len(page.items) == 4

@@ -9,7 +9,7 @@ import pytest
 
 from modeling.ddi2013 import DdiPair, Entity
 from modeling.ddi2013_loop import Oracle, pick, run_loop
-from modeling.ddi2013_training import RecipeConfig
+from modeling.ddi2013_model import RecipeConfig
 
 VERBS = ["increases", "decreases", "should not be taken with", "is unrelated to", "and"]
 LABELS = ["mechanism", "effect", "advise", "int", "negative"]

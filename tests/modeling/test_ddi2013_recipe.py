@@ -17,17 +17,9 @@ from modeling.ddi2013 import (
     predictions_with_filter,
     render,
 )
+from modeling.ddi2013_model import RecipeConfig, bucketed_batches, crop_window, encode_pairs
 from modeling.ddi2013_scoring import micro_prf
-from modeling.ddi2013_training import (
-    RecipeConfig,
-    bucketed_batches,
-    build,
-    crop_window,
-    dev_split,
-    encode_pairs,
-    predict_pairs,
-    train_recipe,
-)
+from modeling.ddi2013_training import build, dev_split, predict_pairs, train_recipe
 
 
 def pair(sentence, first, second, label="negative", types=("drug", "drug"), others=(), pid="p"):
@@ -237,7 +229,7 @@ def test_the_recipe_trains_keeps_the_best_dev_epoch_and_scores_probabilities():
 
 
 def test_bf16_is_used_only_where_the_hardware_runs_it_natively():
-    from modeling.ddi2013_training import native_bf16, resolve_precision
+    from modeling.ddi2013_model import native_bf16, resolve_precision
 
     # Emulated bf16 (a CPU without AVX512-BF16) is many times slower than fp32: not used there.
     assert resolve_precision(RecipeConfig(bf16=True), "cpu").bf16 is native_bf16("cpu")

@@ -9,7 +9,13 @@ Spread: the model sees blinded text, so every interaction of one sentence patter
 prediction and the lowest-confidence pattern would fill whole pages. A page is therefore built
 from a bounded candidate window (the next `page_size * SPREAD_WINDOW_FACTOR` rows in queue order)
 with at most `per_pattern` rows per pattern, interleaved round-robin; if the window holds too
-few patterns the page is topped up in queue order. Rows of a pattern deferred past a deep
+few patterns the page is topped up in queue order. A page is only as diverse as its window,
+and on templated text a few big patterns can fill the whole window (the full DrugBank set: the
+most uncertain patterns hold hundreds of rows each), so the FIRST page is also given pattern
+leaders: while the lane and the window hold fewer than `page_size` distinct patterns, the most
+uncertain row of each next pattern (one query per missing pattern at most, each skipping every
+pattern found so far). Leaders follow the window's first rows on the page and, like the lane,
+sit outside keyset order; later pages leave them out. Rows of a pattern deferred past a deep
 page's cursor come back on the first page once the rows above them are reviewed; the "next item"
 flow always starts from the top, so no item is lost to review.
 

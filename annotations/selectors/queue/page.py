@@ -14,6 +14,7 @@ from annotations.selectors.queue.filters import QueueCursor, QueueFilters, Queue
 from annotations.selectors.queue.rows import (
     _interaction_rows,
     _item_from_prediction,
+    _pattern_leaders,
     _prediction_rows,
     _sort_key,
     _spread,
@@ -35,17 +36,20 @@ def get_review_queue_page(
     page_size: int = DEFAULT_PAGE_SIZE,
     spread: bool = True,
     per_pattern: int = DEFAULT_PER_PATTERN,
+    unseen_lane: bool = True,
 ) -> QueuePage:
     """One page of the review queue for `user` (read-only).
 
     With `spread` and an active model the page also carries the unseen-pattern lane (first page
-    only; later pages leave the lane's rows out): see the module docstring.
+    only; later pages leave the lane's rows out): see the module docstring. `unseen_lane=False`
+    leaves the lane out (the loop bench measures what it adds).
     """
     filters = filters or QueueFilters()
     model_version = get_serving_model_version(project=project)
     window = page_size * SPREAD_WINDOW_FACTOR if spread else page_size
     lane: list[QueueItem] = []
-    if spread and model_version is not None:
+    leaders: list[QueueItem] = []
+    if spread and unseen_lane and model_version is not None:
         lane = _unseen_pattern_lane(
             project=project,
             user=user,
@@ -74,13 +78,29 @@ def get_review_queue_page(
         )
         candidates = [_item_from_prediction(pred) for pred in preds[:window]]
         has_more = len(preds) > window
-    lane_ids = {item.interaction.pk for item in lane}
+        if spread:
+            leaders = _first_page_leaders(
+                project=project,
+                user=user,
+                filters=filters,
+                model_version=model_version,
+                page_size=page_size,
+                window=window,
+                lane=lane,
+                first_window=candidates if cursor is None else None,
+            )
+    # Lane rows and pattern leaders sit outside keyset order (the cursor never follows them).
+    lane_ids = {item.interaction.pk for item in (*lane, *leaders)}
     if cursor is not None:
-        # A later page: the lane was shown on the first page; keyset order for the rest.
+        # A later page: both were shown on the first page; keyset order for the rest.
         candidates = [item for item in candidates if item.interaction.pk not in lane_ids]
-        lane = []
+        lane, leaders = [], []
     if spread:
-        items = _spread(candidates, page_size=page_size, per_pattern=per_pattern, already=lane)
+        # Leaders come after the window's rows: round-robin gives every pattern of the window
+        # its first row, then each leader, before any pattern's second row.
+        items = _spread(
+            [*candidates, *leaders], page_size=page_size, per_pattern=per_pattern, already=lane
+        )
     else:
         items = candidates[:page_size]
     if not items:
@@ -97,6 +117,47 @@ def get_review_queue_page(
     )
     next_cursor = last.cursor.encode() if (has_more or more_in_window) else None
     return QueuePage(items=items, next_cursor=next_cursor, model_version=model_version)
+
+
+def _first_page_leaders(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters,
+    model_version,
+    page_size: int,
+    window: int,
+    lane: list[QueueItem],
+    first_window: list[QueueItem] | None,
+) -> list[QueueItem]:
+    """The pattern leaders of the first page (see the package docstring): when the lane and the
+    first candidate window hold fewer than `page_size` patterns, the most uncertain row of each
+    next pattern. `first_window`: the first page's candidates (None on a later page, which reads
+    them again to leave the same leaders out)."""
+    if first_window is None:
+        first_window = [
+            _item_from_prediction(pred)
+            for pred in _prediction_rows(
+                project=project,
+                user=user,
+                filters=filters,
+                model_version=model_version,
+                cursor=None,
+            )[:window]
+        ]
+    seen = {item.interaction.pattern_hash for item in (*lane, *first_window)}
+    wanted = page_size - len(seen)
+    if wanted <= 0 or len(first_window) < window:
+        return []
+    return _pattern_leaders(
+        project=project,
+        user=user,
+        filters=filters,
+        model_version=model_version,
+        seen=seen,
+        wanted=wanted,
+        window=window,
+    )
 
 
 def list_next_queue_items(

@@ -97,10 +97,11 @@ def _spread(
         if item.interaction.pk not in taken:
             groups.setdefault(item.interaction.pattern_hash, []).append(item)
     picked: list[QueueItem] = list(already)
-    for rank in range(per_pattern):
+    for level in range(per_pattern):
+        # A pattern already on the page (a lane row) takes its next row one level later.
         for pattern, rows in groups.items():
-            fits = rank < len(rows) and rank + used.get(pattern, 0) < per_pattern
-            if fits and len(picked) < page_size:
+            rank = level - used.get(pattern, 0)
+            if 0 <= rank < len(rows) and len(picked) < page_size:
                 picked.append(rows[rank])
     if len(picked) < page_size:
         chosen = {item.interaction.pk for item in picked}
@@ -130,3 +131,39 @@ def _item_from_prediction(pred: Prediction) -> QueueItem:
         margin=pred.margin,
         probabilities=list(pred.probabilities),
     )
+
+
+def _pattern_leaders(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    filters: QueueFilters,
+    model_version: ModelVersion,
+    seen: set[str],
+    wanted: int,
+    window: int,
+) -> list[QueueItem]:
+    """The most uncertain row of each of the next `wanted` patterns not in `seen`, in queue
+    order: what tops a first page up to distinct patterns when a few big patterns fill its whole
+    candidate window. Each query skips every pattern found so far and yields at least one new
+    one, so there are at most `wanted` queries. Read-only."""
+    seen = set(seen)
+    leaders: list[QueueItem] = []
+    for _ in range(wanted):
+        preds = list(
+            _prediction_rows(
+                project=project,
+                user=user,
+                filters=filters,
+                model_version=model_version,
+                cursor=None,
+            ).exclude(interaction__pattern_hash__in=seen)[:window]
+        )
+        for pred in preds:
+            pattern = pred.interaction.pattern_hash
+            if pattern not in seen and len(leaders) < wanted:
+                seen.add(pattern)
+                leaders.append(_item_from_prediction(pred))
+        if len(leaders) >= wanted or len(preds) < window:
+            break
+    return leaders

@@ -28,6 +28,10 @@ pytestmark = pytest.mark.django_db
 
 VERBS = ("increase", "decrease", "reduce", "raise", "potentiate", "antagonize")
 COSTLY_SAVED = r"e\x20(?:.{1,6}){1,6}\x7e"  # from the review: 10 of these took the queue 12.6 s
+# Over 60 short rows COSTLY_SAVED costs ~3 ms a row, ~0.2 CPU-s in all: under the guard's 0.25 s
+# grace on a quiet machine, so whether it was cut off depended on the load. One more repetition
+# costs ~15 ms a row (0.9 s over 60 rows), over the budget on any machine.
+COSTLIER_SAVED = r"e\x20(?:.{1,6}){1,7}\x7e"
 
 
 def _write_file(path, start: int, n: int):
@@ -253,7 +257,7 @@ def one_sane_one_costly(project, curator_carl, tmp_path):
         label_class="Synergistic",
     )
     Rule.objects.create(
-        project=project, name="slow", field="raw", pattern=COSTLY_SAVED, label_class="Synergistic"
+        project=project, name="slow", field="raw", pattern=COSTLIER_SAVED, label_class="Synergistic"
     )
     ensure_rule_matches(project=project)
     return project

@@ -16,14 +16,15 @@ from tests.harness.environment import configure_test_environment
 
 configure_test_environment()
 
-# `make test` runs two pytest-xdist processes. The tests that start Celery workers on the shared
-# Redis or on private brokers share fixed ports, the e2e Redis database and the workers' PostgreSQL
-# application names, so they are one unit of work that a single process runs in order; being the
-# largest unit, it is handed out first and the other process takes everything else (the load test
-# and the embedded-worker test have a Redis database or a filesystem broker of their own).
+# `make test` runs two pytest-xdist processes. Each test file that starts Celery workers is one
+# unit of work that a single process runs in order: its tests share the file's workers, broker and
+# timings. Files differ in everything two processes could fight over (each xdist process has its
+# own test database, the chaos files start a private broker on a free port, the pseudo-labeling
+# workers file is the only one on the e2e Redis database, the load test and the embedded-worker
+# test have a Redis database or a filesystem broker of their own), so two such files run side by
+# side, and the largest units are handed out first.
 # xdist's own `--dist loadgroup` cannot do this under pytest 9: it renames items through
 # `_nodeid`, an attribute pytest 9 no longer reads, so the groups silently fall apart.
-SERIAL_GROUP = "workers"
 SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 
 
@@ -60,7 +61,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     class SerialGroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return SERIAL_GROUP if nodeid.startswith(SERIAL_PATHS) else nodeid
+            # One scope per workers file (its path), one per test elsewhere.
+            return nodeid.split("::", 1)[0] if nodeid.startswith(SERIAL_PATHS) else nodeid
 
     return SerialGroupScheduling(config, log)
 

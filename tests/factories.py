@@ -21,11 +21,11 @@ PASSWORD = "correct horse battery staple"
 
 
 @functools.cache
-def _password_hash() -> str:
-    """PASSWORD hashed once per test process with the production hasher (PBKDF2, 1,000,000
-    iterations, ~0.25 CPU-s): every persona shares it, so creating one costs no hashing while
-    each login still checks it the production way."""
-    return make_password(PASSWORD)
+def _hashed(raw: str) -> str:
+    """`raw` hashed once per test process with the production hasher (PBKDF2, 1,000,000
+    iterations, ~0.25 CPU-s): personas with the same password share the hash, so creating one
+    costs no hashing while each login still checks it the production way."""
+    return make_password(raw)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -35,7 +35,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
-    password = factory.LazyFunction(_password_hash)
+    password = factory.Transformer(PASSWORD, transform=_hashed)  # an override is hashed too
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):

@@ -21,6 +21,7 @@ import redis
 
 from annotations.models import Run
 from annotations.services.jobs.watchdog import requeue_stale_runs
+from tests.harness.processes import free_port
 
 # Size of the chaos loops: short in CI, long through `make chaos` (DDI_CHAOS_LONG=1).
 LONG = os.environ.get("DDI_CHAOS_LONG", "") not in ("", "0")
@@ -178,12 +179,11 @@ def chaos_pool(tmp: Path, broker: BrokerRedis, settings):
 
 
 @contextmanager
-def private_broker(port: int, folder: Path) -> Iterator[BrokerRedis]:
-    """A started BrokerRedis, stopped (killed) afterwards whatever the test did to it.
-
-    DDI_CHAOS_BROKER_PORT overrides the module's port (two chaos files run side by side).
-    """
-    server = BrokerRedis(int(os.environ.get("DDI_CHAOS_BROKER_PORT") or port), folder)
+def private_broker(folder: Path) -> Iterator[BrokerRedis]:
+    """A started BrokerRedis on a free port, stopped (killed) afterwards whatever the test did
+    to it. Its own port, folder and data: chaos files run side by side (one per pytest-xdist
+    process, each with its own test database)."""
+    server = BrokerRedis(free_port(), folder)
     server.start()
     try:
         yield server

@@ -34,13 +34,12 @@ from tests.harness.data import make_interactions, ready_version
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
-BROKER_PORT = 6394
 N = 600
 
 
 @pytest.fixture
 def broker(tmp_path):
-    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+    with private_broker(tmp_path / "redis") as server:
         yield server
 
 

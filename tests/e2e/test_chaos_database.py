@@ -37,7 +37,6 @@ from tests.harness.processes import ROOT, WORKER_DB_APP_NAME
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
-BROKER_PORT = 6393
 IMPORT_APP_NAME = "ddi-import"
 
 
@@ -53,7 +52,7 @@ def backends(application_name: str, where: str = "TRUE") -> list[int]:
 
 @pytest.fixture
 def broker(tmp_path):
-    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+    with private_broker(tmp_path / "redis") as server:
         yield server
 
 

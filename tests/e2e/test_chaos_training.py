@@ -41,14 +41,13 @@ from tests.harness.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
-BROKER_PORT = 6393
 K = 10  # checkpoint every K steps
 PARAMS = {"backbone": "tiny-random-bert", "epochs": 12}
 
 
 @pytest.fixture
 def broker(tmp_path):
-    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+    with private_broker(tmp_path / "redis") as server:
         yield server
 
 

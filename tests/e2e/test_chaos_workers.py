@@ -35,12 +35,10 @@ from tests.harness.environment import celery_broker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
-BROKER_PORT = 6393
-
 
 @pytest.fixture
 def broker(tmp_path):
-    with private_broker(BROKER_PORT, tmp_path / "redis") as server:
+    with private_broker(tmp_path / "redis") as server:
         yield server
 
 

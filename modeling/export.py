@@ -13,24 +13,31 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling.artifacts import update_model_json
+from modeling.artifacts import read_model_version, update_model_json
 from modeling.inference import Predictor
 from modeling.onnx_runtime import (
     INT8_MIN_AGREEMENT,
     ONNX_INT8_FIELD,
     OnnxNotAvailable,
     export_onnx_files,
+    exported_file,
     onnx_paths,
     sha256_of,
 )
 
 
 def export_onnx(model_dir: Path) -> dict:
-    """Export the merged fp32 model of ``model_dir`` and its int8 version into ``onnx/``.
+    """Export the merged fp32 model of ``model_dir`` and its int8 version into ``onnx/``; for a
+    committee, into each member's folder (ONNX runs per member). Returns the export record
+    (a committee: ``{"members": {name: record}}``).
 
     Side effects and safety: modeling.onnx_runtime.export_onnx_files (safe to run twice).
     """
-    return export_onnx_files(Predictor.load(model_dir, backend="torch").model, Path(model_dir))
+    model_dir = Path(model_dir)
+    members = read_model_version(model_dir)[0].extra.get("committee", {}).get("members")
+    if members:
+        return {"members": {name: export_onnx(model_dir / name) for name in members}}
+    return export_onnx_files(Predictor.load(model_dir, backend="torch").model, model_dir)
 
 
 def measure_onnx_int8_agreement(
@@ -38,10 +45,12 @@ def measure_onnx_int8_agreement(
 ) -> dict:
     """Share of texts whose top class with ONNX int8 equals torch fp32's; recorded in model.json.
 
-    Exports first if needed. Side effect: writes {"agreement", "n_texts", "n_distinct",
-    "max_abs_prob_diff", "fp32_seconds", "int8_seconds", "usable"} under "onnx_int8" in
-    model.json. Safe to run twice (the record is replaced).
+    Exports first when the folder has no matching int8 file. Side effect: writes {"agreement",
+    "n_texts", "n_distinct", "max_abs_prob_diff", "fp32_seconds", "int8_seconds", "usable"}
+    under "onnx_int8" in model.json. Safe to run twice (the record is replaced).
     """
+    if exported_file(model_dir, "int8", read_model_version(model_dir)[0].extra) is None:
+        export_onnx(model_dir)
     reference_predictor = Predictor.load(model_dir, backend="torch")
     started = time.perf_counter()
     reference = reference_predictor.predict_batch(texts, batch_size=batch_size)

@@ -10,12 +10,15 @@ Backends (``Predictor.load(..., backend=...)``, default ``"torch"``; the app pas
 
 - ``torch``: fp32 PyTorch, the reference.
 - ``onnx``: the merged model exported to ONNX and run by ONNX Runtime, fp32 (same probabilities
-  as torch within 1e-4); exported into the model folder on first use.
+  as torch within 1e-4). The export is offline work (modeling/export.py: ``python -m modeling
+  export-onnx``, or the app's training job when its backend is an ONNX one); loading never
+  writes into a model folder.
 - ``onnx-int8``: ONNX Runtime dynamic int8, used only where model.json ``"onnx_int8"`` records
   a measured agreement with torch fp32 >= 99.5% (``python -m modeling export-onnx --input``);
   otherwise ONNX fp32 with a warning.
 
-Whenever ONNX Runtime is missing or the export fails, the Predictor warns and uses torch fp32.
+Whenever ONNX Runtime is missing or the folder has no matching export, the Predictor warns and
+uses torch fp32.
 """
 
 from __future__ import annotations
@@ -119,8 +122,8 @@ class Predictor:
         model.json records a measured agreement with fp32 of at least 99.5%, otherwise a warning
         is issued and ONNX fp32 is used. ``check_gate=False`` skips that check (for the
         measurement itself). ``device`` (torch backend; modeling.devices.resolve_device):
-        default ``auto``, a CUDA GPU when present; ONNX runs on the CPU. Side effect: the onnx
-        backends export into ``model_dir/onnx/`` on first use.
+        default ``auto``, a CUDA GPU when present; ONNX runs on the CPU. No side effect: the
+        onnx backends read ``model_dir/onnx/`` as modeling.export wrote it.
         """
         model_dir = Path(model_dir)
         backend = resolve_backend(backend)
@@ -181,13 +184,12 @@ class Predictor:
         which = "int8" if int8 else "fp32"
         path = onnx_runtime.exported_file(model_dir, which, info.extra)
         if path is None:
-            try:
-                torch_model = cls.load(model_dir, backend="torch").model
-                onnx_runtime.export_onnx_files(torch_model, model_dir)
-            except (onnx_runtime.OnnxNotAvailable, OSError) as error:
-                warnings.warn(f"{error}; using torch fp32", stacklevel=3)
-                return None
-            path = onnx_runtime.onnx_paths(model_dir)[which]
+            warnings.warn(
+                f"{model_dir}: no ONNX {which} export matching {onnx_runtime.MODEL_JSON} (export "
+                "it offline: `python -m modeling export-onnx --model DIR`); using torch fp32",
+                stacklevel=3,
+            )
+            return None
         return cls(
             model=None,
             tokenizer=onnx_runtime.load_tokenizer(info.config.backbone),

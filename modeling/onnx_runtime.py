@@ -199,7 +199,7 @@ def exported_file(model_dir: Path, which: str, model_json_extra: dict) -> Path |
         return None
     if record.get(f"{which}_sha256") != sha256_of(path):
         warnings.warn(
-            f"{path}: does not match the sha256 recorded in {MODEL_JSON}; re-exporting",
+            f"{path}: does not match the sha256 recorded in {MODEL_JSON}; not used",
             stacklevel=3,
         )
         return None

@@ -10,6 +10,7 @@ blinding, config and scoring modules are pure Python and imported at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ __all__ = [
     "blind_spans",
     "classification_metrics",
     "data_fingerprint",
+    "export_for_serving",
     "forget_predictors",
     "get_predictor",
     "locate_mention",
@@ -48,6 +50,8 @@ __all__ = [
     "train",
     "why_unsure",
 ]
+
+logger = logging.getLogger(__name__)
 
 # One loaded model per worker process; a couple of versions at most (memory stays bounded).
 _PREDICTORS: dict[tuple[int, str], Predictor] = {}
@@ -92,10 +96,28 @@ def make_train_example(*, text: str, label: str) -> TrainExample:
 
 
 def train(examples, **kwargs: Any) -> TrainResult:
-    """modeling.training.train (writes the artifact folder; see its docstring)."""
+    """modeling.training.train (writes the artifact folder; see its docstring), then, when the
+    app serves with an ONNX backend, the offline ONNX export of the new version (inference
+    never exports; an export that fails leaves the version served by torch, with a warning)."""
     from modeling.training import train as train_model
 
-    return train_model(examples, **kwargs)
+    result = train_model(examples, **kwargs)
+    if settings.DDI_INFERENCE_BACKEND.startswith("onnx"):
+        export_for_serving(result.artifact_dir)
+    return result
+
+
+def export_for_serving(model_dir: Path) -> None:
+    """The ONNX files of a model version folder (modeling.export), or a logged warning."""
+    from modeling.export import export_onnx
+    from modeling.onnx_runtime import OnnxNotAvailable
+
+    try:
+        export_onnx(Path(model_dir))
+    except (OnnxNotAvailable, OSError) as error:
+        logger.warning(
+            "%s: ONNX export failed (%s); the version is served by torch", model_dir, error
+        )
 
 
 def data_fingerprint(pairs: Iterable[tuple[str, str]]) -> str:

@@ -15,7 +15,11 @@ from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Run
 from annotations.services.jobs.lifecycle import RetryLater, claim_run
 from annotations.services.jobs.promotion import decide_promotion, human_label_pairs
 from annotations.services.jobs.pseudolabel import run_pseudolabel_inline
-from annotations.services.jobs.starting import start_retrain_run, start_train_run
+from annotations.services.jobs.starting import (
+    start_pseudolabel_run,
+    start_retrain_run,
+    start_train_run,
+)
 from annotations.services.jobs.training import RunCancelled, run_training_job, train_for_run
 from annotations.services.jobs.training_data import gather_training_examples
 from tests.factories import ModelVersionFactory, PredictionFactory, UserFactory
@@ -59,6 +63,25 @@ def test_a_train_run_stores_a_ready_active_version_with_metrics(project, labeled
     assert run.result["promoted"] is True
     assert run.result["examples"]["seed"] == 24
     assert run.progress_done == run.progress_total > 0
+
+
+def test_with_an_onnx_backend_the_training_job_exports_and_pseudo_labels_run_on_onnx(
+    project, labeled, tiny, settings
+):
+    from annotations.services import ml
+
+    settings.DDI_INFERENCE_BACKEND = "onnx"
+    run = run_training_job(run_id=start_train_run(project=project, params=FAST).pk, enqueue=False)
+    assert run.state == Run.State.SUCCEEDED, run.error
+    folder = Path(run.model_version.artifact_path)
+    members = json.loads((folder / "model.json").read_text())["committee"]["members"]
+    for name in members:  # exported offline, by the job: one ONNX file per member
+        assert (folder / name / "onnx" / "model.onnx").is_file()
+    assert ml.get_predictor(run.model_version).backend == "onnx"
+    pseudolabel = start_pseudolabel_run(project=project, model_version=run.model_version)
+    pseudolabel = run_pseudolabel_inline(run_id=pseudolabel.pk)
+    assert pseudolabel.state == Run.State.SUCCEEDED, pseudolabel.error
+    assert Prediction.objects.filter(model_version=run.model_version).count() == 24
 
 
 def test_too_few_labels_fail_the_run_with_what_is_missing(project, tiny):

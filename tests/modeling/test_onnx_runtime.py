@@ -64,12 +64,14 @@ def test_onnx_fp32_gives_the_same_probabilities_as_torch_for_any_batch_size(
     assert onnx_paths(exported_model)["int8"].is_file()
 
 
-def test_first_onnx_use_exports_into_the_model_folder(tiny_model, tmp_path):
+def test_loading_never_exports_a_folder_without_an_export_is_served_by_torch(tiny_model, tmp_path):
     model_dir = tmp_path / "model"
     shutil.copytree(_one_member(tiny_model), model_dir)
-    assert not onnx_paths(model_dir)["fp32"].exists()
-    predictor = Predictor.load(model_dir, backend="onnx")
-    assert predictor.backend == "onnx"
+    with pytest.warns(UserWarning, match="no ONNX fp32 export.*export-onnx.*using torch fp32"):
+        assert Predictor.load(model_dir, backend="onnx").backend == "torch"
+    assert not (model_dir / "onnx").exists()  # inference wrote nothing into the folder
+    export_onnx(model_dir)  # the offline step
+    assert Predictor.load(model_dir, backend="onnx").backend == "onnx"
     record = json.loads((model_dir / "model.json").read_text())["onnx"]
     assert record["fp32_sha256"] == onnx_runtime.sha256_of(onnx_paths(model_dir)["fp32"])
     assert not list((model_dir / "onnx").glob("*.tmp"))
@@ -97,11 +99,13 @@ def test_a_gate_measured_on_another_int8_file_does_not_count(model_copy):
         assert Predictor.load(model_copy, backend="onnx-int8").backend == "onnx"
 
 
-def test_a_tampered_onnx_file_is_re_exported_not_used(tiny_model, model_copy):
+def test_a_tampered_onnx_file_is_not_used(tiny_model, model_copy):
     path = onnx_paths(model_copy)["fp32"]
     path.write_bytes(b"not the exported model")
-    with pytest.warns(UserWarning, match="sha256"):
+    with pytest.warns(UserWarning, match="sha256.*not used"):
         predictor = Predictor.load(model_copy, backend="onnx")
+    assert predictor.backend == "torch"
+    assert path.read_bytes() == b"not the exported model"  # left for the offline re-export
     texts = _texts(tiny_model)
     reference = Predictor.load(model_copy, backend="torch").predict_batch(texts)
     np.testing.assert_allclose(predictor.predict_batch(texts), reference, atol=1e-4)
@@ -117,7 +121,7 @@ def test_falls_back_to_torch_with_a_warning_when_onnxruntime_is_missing(
     assert predictor.predict_batch(_texts(tiny_model)).shape[1] == 2
 
 
-def test_falls_back_to_torch_with_a_warning_when_the_export_fails(
+def test_a_failed_export_says_why_and_leaves_no_file_so_torch_serves(
     tiny_model, tmp_path, monkeypatch
 ):
     model_dir = tmp_path / "model"
@@ -127,9 +131,26 @@ def test_falls_back_to_torch_with_a_warning_when_the_export_fails(
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(torch.onnx, "export", broken_export)
-    with pytest.warns(UserWarning, match="ONNX export failed: exporter exploded.*torch fp32"):
-        assert Predictor.load(model_dir, backend="onnx").backend == "torch"
+    with pytest.raises(
+        onnx_runtime.OnnxNotAvailable, match="ONNX export failed: exporter exploded"
+    ):
+        export_onnx(model_dir)
     assert not list((model_dir / "onnx").glob("*"))
+    with pytest.warns(UserWarning, match="no ONNX fp32 export.*torch fp32"):
+        assert Predictor.load(model_dir, backend="onnx").backend == "torch"
+
+
+def test_a_committee_is_exported_member_by_member_and_served_by_onnx(tiny_model, tmp_path):
+    model_dir = tmp_path / "committee"
+    shutil.copytree(tiny_model[0].artifact_dir, model_dir)
+    record = export_onnx(model_dir)
+    members = json.loads((model_dir / "model.json").read_text())["committee"]["members"]
+    assert sorted(record["members"]) == sorted(members)
+    texts = _texts(tiny_model)
+    reference = Predictor.load(model_dir, backend="torch").predict_batch(texts)
+    onnx = Predictor.load(model_dir, backend="onnx")
+    assert onnx.backend == "onnx"
+    np.testing.assert_allclose(onnx.predict_batch(texts), reference, atol=1e-4)
 
 
 def test_measuring_the_gate_without_onnxruntime_raises_instead_of_recording(

@@ -33,8 +33,8 @@ run: install
 # Two plain pytest passes, each with two pytest-xdist processes (TEST_WORKERS=0: one process):
 # 1. every test not marked `postgres`, on DATABASE_URL (SQLite when it is unset);
 # 2. the `postgres` tests (real workers, concurrency, chaos), on DATABASE_URL or the local
-#    PostgreSQL and Redis; the Celery worker/broker chaos tests run in order in one process
-#    (tests/conftest.py).
+#    PostgreSQL and Redis; each file of Celery worker/broker chaos tests runs in order in one
+#    process, two files side by side (tests/conftest.py).
 TEST_WORKERS ?= 2
 PG_URL ?= postgres://postgres@127.0.0.1:5432/ddi_curate
 PG_BROKER_URL ?= redis://127.0.0.1:6379/2

@@ -364,7 +364,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from annotations.services.loop import STRATEGIES
+    from annotations.simulation import STRATEGIES
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connections

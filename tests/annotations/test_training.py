@@ -229,6 +229,76 @@ def test_labels_the_active_version_never_saw_decide_with_the_new_versions_out_of
     assert run.result["previous_compared_macro_f1"] == 1.0
 
 
+def _held_out_labels_and_a_newer_version(project, tiny_artifact, tmp_path, *, n, flipped):
+    """`n` human labels on texts the active version never saw, each agreeing with the active
+    version; the new version's out-of-fold answers take the other class on `flipped` of them."""
+    from modeling.inference import Predictor
+    from modeling.uncertainty import text_key
+
+    active = version_at(project, tiny_artifact, active=True, oof_f1=0.7)
+    predictor = Predictor.load(tiny_artifact)
+    unseen = [f"DRUG_A and DRUG_B were given together in trial arm {k}." for k in range(n)]
+    answers = [predictor.classes[int(r.argmax())] for r in predictor.predict_batch(unseen)]
+    for interaction, text, answer in zip(
+        make_interactions(project, n, start=2000), unseen, answers, strict=True
+    ):
+        interaction.blinded_text = text
+        interaction.save(update_fields=["blinded_text"])
+        Label.objects.create(interaction=interaction, label_class=answer, source=Label.Source.SEED)
+    newer = shutil.copytree(tiny_artifact, tmp_path / "newer")
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    record = json.loads((newer / "out_of_fold.json").read_text())
+    record["predictions"].update(
+        {
+            text_key(t): index[a] if k >= flipped else 1 - index[a]
+            for k, (t, a) in enumerate(zip(unseen, answers, strict=True))
+        }
+    )
+    (newer / "out_of_fold.json").write_text(json.dumps(record))
+    return active, version_at(project, newer, active=False, oof_f1=0.9)
+
+
+def test_on_labels_the_active_version_never_saw_a_gap_within_chance_promotes(
+    project, tiny_artifact, tmp_path, settings
+):
+    # 2 of 12 disagreements, all won by the active version: 2 <= 1.645 * sqrt(2), within chance.
+    # The new version trained on those 12 labels, which its out-of-fold answers cannot show.
+    settings.DDI_PROMOTION_MIN_HELD_OUT = 5
+    active, new = _held_out_labels_and_a_newer_version(
+        project, tiny_artifact, tmp_path, n=12, flipped=2
+    )
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
+
+    assert decide_promotion(run=run, model_version=new) is True
+
+    new.refresh_from_db()
+    assert "not worse beyond chance (2 labels only v" in new.promotion_decision
+    assert f"v{new.number} learned those labels" in new.promotion_decision
+    active.refresh_from_db()
+    assert not active.is_active and new.is_active
+    run.refresh_from_db()
+    assert (run.result["only_previous_right"], run.result["only_new_right"]) == (2, 0)
+
+
+def test_on_labels_the_active_version_never_saw_a_gap_beyond_chance_is_refused(
+    project, tiny_artifact, tmp_path, settings
+):
+    # 5 of 12 disagreements, all won by the active version: 5 > 1.645 * sqrt(5) = 3.7.
+    settings.DDI_PROMOTION_MIN_HELD_OUT = 5
+    active, new = _held_out_labels_and_a_newer_version(
+        project, tiny_artifact, tmp_path, n=12, flipped=5
+    )
+    run = Run.objects.create(project=project, kind=Run.Kind.TRAIN)
+
+    assert decide_promotion(run=run, model_version=new) is False
+
+    new.refresh_from_db()
+    assert "worse beyond chance (5 labels only v" in new.promotion_decision
+    assert new.promotion_decision.endswith("the active version stays")
+    active.refresh_from_db()
+    assert active.is_active
+
+
 def test_an_admin_can_force_a_worse_version(project, tiny_artifact, human_labels_from):
     human_labels_from(tiny_artifact)
     version_at(project, tiny_artifact, active=True, oof_f1=0.9)

@@ -45,14 +45,32 @@ def human_label_pairs(*, project: Project) -> list[tuple[str, str]]:
     return pairs
 
 
+# One-sided z of the paired non-inferiority test on labels the active version never trained on
+# (McNemar: 5 % of the time a version no worse than the active one would be refused by chance).
+NON_INFERIORITY_Z = 1.645
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Both versions' macro-F1 on the same labels neither was trained on (or their OOF scores)."""
+    """Both versions' macro-F1 on the same labels neither was trained on (or their OOF scores).
+
+    `held_out` (labels the active version never saw): `only_new` / `only_old` count the labels
+    that only the new version's out-of-fold answer / only the active version gets right."""
 
     new_f1: float
     old_f1: float | None
     n: int
     basis: str  # in words, for the decision
+    held_out: bool = False
+    only_new: int = 0
+    only_old: int = 0
+
+    @property
+    def worse_beyond_chance(self) -> bool:
+        """McNemar, one-sided: the active version wins clearly more of the disagreements."""
+        disagreements = self.only_new + self.only_old
+        margin = NON_INFERIORITY_Z * disagreements**0.5
+        return disagreements > 0 and self.only_old - self.only_new > margin
 
 
 def compare_on_held_out(*, project: Project, new: ModelVersion, active: ModelVersion) -> Comparison:
@@ -79,12 +97,16 @@ def compare_on_held_out(*, project: Project, new: ModelVersion, active: ModelVer
         probs = predictor.predict_batch([text for text, _ in held])
         old_pred = [index.get(predictor.classes[i], -1) for i in probs.argmax(axis=1)]
         new_pred = [new_oof[text_key(text)] for text, _ in held]
+        pairs = list(zip(truth, new_pred, old_pred, strict=True))
         return Comparison(
             new_f1=classification_metrics(truth, new_pred, classes)["macro_f1"],
             old_f1=classification_metrics(truth, old_pred, classes)["macro_f1"],
             n=len(held),
             basis=f"on {len(held)} human labels v{active.number} never trained on "
             f"(v{new.number} out of fold)",
+            held_out=True,
+            only_new=sum(n == t != o for t, n, o in pairs),
+            only_old=sum(o == t != n for t, n, o in pairs),
         )
     old = active.metrics.get("macro_f1") if _is_out_of_fold(active) else None
     return Comparison(
@@ -114,9 +136,12 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
     The rule, in order: an admin's force_promote promotes; a version without an out-of-fold
     score (too few distinct texts to cross-fit) is promoted only when no version is active; an
     out-of-fold macro-F1 below DDI_PROMOTION_MIN_MACRO_F1 is refused; with no active version the
-    new one is promoted; otherwise both are compared by compare_on_held_out and the new version
-    must be strictly better (a tie keeps the active version: a change that shows no gain is not
-    worth the churn of every prediction). Records the decision and the numbers in
+    new one is promoted; otherwise both are compared by compare_on_held_out. Better promotes. On
+    human labels the active version never trained on, the new version (which trained on them)
+    must not be worse beyond chance (a paired one-sided McNemar test, NON_INFERIORITY_Z): its
+    out-of-fold answer cannot show what those labels taught it. Without such labels (both
+    versions' own out-of-fold scores) a tie keeps the active version: a change that shows no
+    gain is not worth the churn of every prediction. Records the decision and the numbers in
     ModelVersion.promotion_decision and Run.result. Safe to run twice.
     """
     force = bool((run.params or {}).get("force_promote"))
@@ -161,12 +186,31 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
                     f"{comparison.basis}"
                 )
             else:
-                promote = False
                 word = "ties" if abs(new_f1 - old_f1) <= 1e-9 else "is below"
-                why = (
-                    f"macro-F1 {new_f1:.3f} {word} v{active.number}'s {old_f1:.3f} "
-                    f"{comparison.basis}; the active version stays"
+                # On labels the active version never saw, the new version trained on every one;
+                # its out-of-fold answer cannot credit it for that (on templated text a label
+                # teaches exactly its own sentence), so there it must only not be worse beyond
+                # chance. Without such labels (a retrain on the same labels) a tie keeps the
+                # active version.
+                promote = comparison.held_out and not comparison.worse_beyond_chance
+                chance = (
+                    f" ({comparison.only_old} labels only v{active.number} gets right, "
+                    f"{comparison.only_new} only v{model_version.number} out of fold)"
+                    if comparison.held_out
+                    else ""
                 )
+                if promote:
+                    why = (
+                        f"macro-F1 {new_f1:.3f} {word} v{active.number}'s {old_f1:.3f} "
+                        f"{comparison.basis}, not worse beyond chance{chance}, and "
+                        f"v{model_version.number} learned those labels"
+                    )
+                else:
+                    beyond = ", worse beyond chance" if comparison.held_out else ""
+                    why = (
+                        f"macro-F1 {new_f1:.3f} {word} v{active.number}'s {old_f1:.3f} "
+                        f"{comparison.basis}{beyond}{chance}; the active version stays"
+                    )
         decision = f"{'promoted' if promote else 'not promoted'}: {why}"
         if promote:
             if active is not None:
@@ -187,6 +231,8 @@ def decide_promotion(*, run: Run, model_version: ModelVersion) -> bool:
             compared_macro_f1=comparison.new_f1 if comparison else None,
             previous_compared_macro_f1=comparison.old_f1 if comparison else None,
             n_compared=comparison.n if comparison else 0,
+            only_new_right=comparison.only_new if comparison else 0,
+            only_previous_right=comparison.only_old if comparison else 0,
             previous_active_version=active.number if active else None,
             previous_macro_f1=active.metrics.get("macro_f1") if active else None,
         )

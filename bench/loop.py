@@ -364,10 +364,11 @@ def main() -> None:
     import django
 
     django.setup()
-    from annotations.simulation import STRATEGIES
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connections
+
+    from annotations.simulation import STRATEGIES
 
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:

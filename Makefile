@@ -30,18 +30,21 @@ run: install
 	trap 'kill $$WORKER 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Two plain pytest passes, each with two pytest-xdist processes (TEST_WORKERS=0: one process):
-# 1. every test not marked `postgres`, on DATABASE_URL (SQLite when it is unset);
+# Two plain pytest passes (TEST_WORKERS / PG_TEST_WORKERS=0: one process each):
+# 1. every test not marked `postgres`, on DATABASE_URL (SQLite when it is unset), two
+#    pytest-xdist processes (it is CPU-bound: a third only makes them fight for the two cores);
 # 2. the `postgres` tests (real workers, concurrency, chaos), on DATABASE_URL or the local
-#    PostgreSQL and Redis; each file of Celery worker/broker chaos tests runs in order in one
-#    process, two files side by side (tests/conftest.py).
+#    PostgreSQL and Redis, three processes: these tests mostly wait on workers, brokers and
+#    timeouts (about one core busy with two). Each file of Celery worker/broker chaos tests runs
+#    in order in one process, files side by side (tests/conftest.py).
 TEST_WORKERS ?= 2
+PG_TEST_WORKERS ?= 3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/ddi_curate
 PG_BROKER_URL ?= redis://127.0.0.1:6379/2
 test: install lint
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not postgres"
 	DATABASE_URL="$${DATABASE_URL:-$(PG_URL)}" CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(PG_BROKER_URL)}" \
-		$(PY) -m pytest -n $(TEST_WORKERS) -m postgres
+		$(PY) -m pytest -n $(PG_TEST_WORKERS) -m postgres
 
 # The inner loop: no real processes, browser, chaos, PostgreSQL-only or slow tests (the whole
 # suite is `make test`).

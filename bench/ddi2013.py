@@ -222,8 +222,8 @@ def main() -> None:
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.fp32:
         config = replace(config, bf16=False)
-    from modeling.ddi2013_model import native_bf16, resolve_precision
-    from modeling.devices import resolve_device
+    from modeling.ddi2013_model import resolve_precision
+    from modeling.devices import native_bf16, resolve_device
 
     device = resolve_device(os.environ.get("DDI_DEVICE"))
     if config.bf16 and not native_bf16(device):

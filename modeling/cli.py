@@ -125,7 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--backend",
         type=_backend_name,
-        choices=("torch", "onnx", "onnx-int8"),
+        choices=("torch", "torch-bf16", "onnx", "onnx-int8"),
         default=os.environ.get("DDI_INFERENCE_BACKEND") or None,
         help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
     )

@@ -23,6 +23,7 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from modeling.config import reject_invalid
 from modeling.ddi2013 import DdiPair, render
+from modeling.devices import native_bf16
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,6 @@ class RecipeConfig:
         data = asdict(self)
         data["target_modules"] = list(self.target_modules)
         return data
-
-
-def native_bf16(device: torch.device | str) -> bool:
-    """Whether `device` runs bf16 matmuls natively (CPU: oneDNN's AVX512-BF16/AMX check)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type != "cpu":
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolve_precision(config: RecipeConfig, device: torch.device | str) -> RecipeConfig:

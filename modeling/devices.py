@@ -47,3 +47,16 @@ def resolve_device(name: str | None = None) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise DeviceUnavailable(f"unsupported device {name!r} (expected auto, cpu, cuda or mps)")
     return device
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` runs bf16 matmuls natively (CPU: oneDNN's AVX512-BF16/AMX check)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -229,7 +229,8 @@ def test_the_recipe_trains_keeps_the_best_dev_epoch_and_scores_probabilities():
 
 
 def test_bf16_is_used_only_where_the_hardware_runs_it_natively():
-    from modeling.ddi2013_model import native_bf16, resolve_precision
+    from modeling.ddi2013_model import resolve_precision
+    from modeling.devices import native_bf16
 
     # Emulated bf16 (a CPU without AVX512-BF16) is many times slower than fp32: not used there.
     assert resolve_precision(RecipeConfig(bf16=True), "cpu").bf16 is native_bf16("cpu")

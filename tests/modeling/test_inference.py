@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from modeling import inference
 from modeling.artifacts import ArtifactError
@@ -80,3 +81,29 @@ def test_the_removed_torch_int8_backend_is_refused_with_what_to_use_instead(
         assert "was removed" in capsys.readouterr().err
     assert cli_main(["verify-int8", "--model", str(tmp_path), "--input", "in.csv"]) == 2
     assert "use --backend onnx-int8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_torch_bf16_serves_the_same_classes_where_bf16_is_native_and_fp32_elsewhere(
+    tiny_model, monkeypatch, native
+):
+    """bf16 weights where the device runs bf16 natively; elsewhere a warning and fp32 (torch
+    would emulate bf16 in scalar code). `native` is forced so both branches run on any CPU."""
+    result, examples = tiny_model
+    texts = [e.text for e in examples]
+    reference = Predictor.load(result.artifact_dir, backend="torch").predict_batch(texts)
+    monkeypatch.setattr(inference, "native_bf16", lambda device: native)
+    if native:
+        predictor = Predictor.load(result.artifact_dir, backend="torch-bf16")
+    else:
+        with pytest.warns(UserWarning, match="no native bf16"):
+            predictor = Predictor.load(result.artifact_dir, backend="torch-bf16")
+    members = getattr(predictor, "members", [predictor])
+    assert {m.backend for m in members} == {"torch-bf16" if native else "torch"}
+    assert {next(m.model.parameters()).dtype for m in members} == {
+        torch.bfloat16 if native else torch.float32
+    }
+    probs = predictor.predict_batch(texts)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs, reference, atol=0.05 if native else 1e-6)
+    assert (probs.argmax(1) == reference.argmax(1)).mean() >= 0.95

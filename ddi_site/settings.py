@@ -345,7 +345,7 @@ DDI_MAX_CLAIMS_PER_USER = env.int("DDI_MAX_CLAIMS_PER_USER", default=3)
 DDI_BACKBONES = env.list("DDI_BACKBONES", default=["all-minilm-l6-v2", "tiny-random-bert"])
 # Torch device of training and inference: auto (a CUDA GPU when present), cpu, cuda, cuda:N, mps.
 DDI_DEVICE = env.str("DDI_DEVICE", default="auto")
-# The inference engine of the workers (modeling.inference.BACKENDS: torch, torch-bf16, onnx,
+# The inference engine of the workers (modeling.backends.BACKENDS: torch, torch-bf16, onnx,
 # onnx-int8), passed to Predictor.load as an argument; modeling itself reads no environment.
 DDI_INFERENCE_BACKEND = env.str("DDI_INFERENCE_BACKEND", default="torch")
 DDI_IMPORT_BATCH_SIZE = env.int("DDI_IMPORT_BATCH_SIZE", default=5000)

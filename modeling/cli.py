@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from modeling.artifacts import ArtifactError
 from modeling.backbones import BackboneNotAvailable
+from modeling.backends import BACKENDS, REMOVED_BACKENDS
 from modeling.checkpoints import CheckpointMismatch
 from modeling.config import TrainConfig
 from modeling.onnx_runtime import OnnxNotAvailable
@@ -98,8 +99,6 @@ class _Removed(argparse.Action):
 
 def _backend_name(value: str) -> str:
     """--backend's type: a removed backend says why and what to use instead."""
-    from modeling.inference import REMOVED_BACKENDS
-
     if value in REMOVED_BACKENDS:
         raise argparse.ArgumentTypeError(REMOVED_BACKENDS[value])
     return value
@@ -125,7 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--backend",
         type=_backend_name,
-        choices=("torch", "torch-bf16", "onnx", "onnx-int8"),
+        choices=BACKENDS,
         default=os.environ.get("DDI_INFERENCE_BACKEND") or None,
         help="inference engine (default: $DDI_INFERENCE_BACKEND, else torch)",
     )

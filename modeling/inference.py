@@ -40,6 +40,7 @@ from transformers import PreTrainedTokenizerBase
 
 from modeling import onnx_runtime
 from modeling.artifacts import VOCABULARY_FILE, ModelVersionInfo, read_model_version
+from modeling.backends import resolve_backend
 from modeling.classifier import (
     MeanPoolClassifier,
     build_classifier,
@@ -63,24 +64,6 @@ WINDOW_SIZE = 4096
 # Measured on 768 distinct DrugBank sentences, ONNX Runtime, 2 cores: CPU time 2.3 s at 32,
 # 2.7 s at 64, 3.1 s at 128 (length-sorted batches gain nothing from more rows, cache loses).
 DEFAULT_BATCH_SIZE = 32
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
-# Measured worse and removed (README "Inference": torch dynamic int8 was slower than torch fp32
-# on distinct texts, 1.8x vs 2.4x the pipeline, and agreed with fp32 on only 96.9 % of them).
-REMOVED_BACKENDS = {
-    "torch-int8": "the torch-int8 backend was removed (measured slower than torch fp32 and "
-    "less accurate, README 'Inference'); use 'onnx', or 'onnx-int8' where its gate passed",
-}
-
-
-def resolve_backend(backend: str | None) -> str:
-    """The backend to use: the argument, else torch (callers pass their setting)."""
-    if backend is None:
-        backend = "torch"
-    if backend in REMOVED_BACKENDS:
-        raise ValueError(REMOVED_BACKENDS[backend])
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
-    return backend
 
 
 class Predictor:
@@ -123,12 +106,13 @@ class Predictor:
     ) -> Predictor:
         """Load a model version folder (backbone resolved offline, LoRA merged, eval mode).
 
-        ``backend`` is one of BACKENDS (see the module docstring). The int8 path is used only if
-        model.json records a measured agreement with fp32 of at least 99.5%, otherwise a warning
-        is issued and ONNX fp32 is used. ``check_gate=False`` skips that check (for the
-        measurement itself). ``device`` (torch backend; modeling.devices.resolve_device):
-        default ``auto``, a CUDA GPU when present; ONNX runs on the CPU. No side effect: the
-        onnx backends read ``model_dir/onnx/`` as modeling.export wrote it.
+        ``backend`` is one of modeling.backends.BACKENDS (see the module docstring). The int8
+        path is used only if model.json records a measured agreement with fp32 of at least
+        99.5%, otherwise a warning is issued and ONNX fp32 is used. ``check_gate=False`` skips
+        that check (for the measurement itself). ``device`` (torch backend;
+        modeling.devices.resolve_device): default ``auto``, a CUDA GPU when present; ONNX runs
+        on the CPU. No side effect: the onnx backends read ``model_dir/onnx/`` as
+        modeling.export wrote it.
         """
         model_dir = Path(model_dir)
         backend = resolve_backend(backend)

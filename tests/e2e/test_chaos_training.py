@@ -8,8 +8,10 @@ uninterrupted run; two beats and a double "run now" create one run and one lock 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -157,6 +159,20 @@ def advisory_holders(project_id: int) -> int:
         return cursor.fetchone()[0]
 
 
+def stop_beat(beat: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL of its session after 15 s. Beat's SIGTERM handler saves the
+    schedule from inside the signal handler; when the signal lands while the main thread is in a
+    database call, that save waits on the connection the interrupted call holds, and beat never
+    exits (seen once on a loaded box: the beats outlived the test session). The schedule lives in
+    the database, so a SIGKILL loses nothing, as under `docker compose stop` after its grace."""
+    beat.terminate()
+    try:
+        beat.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(beat.pid, signal.SIGKILL)
+        beat.wait(timeout=15)
+
+
 def test_two_beats_and_a_double_run_now_start_one_run_per_window_and_one_lock_holder(
     transactional_db, pool, broker, tmp_path
 ):
@@ -221,8 +237,7 @@ def test_two_beats_and_a_double_run_now_start_one_run_per_window_and_one_lock_ho
             time.sleep(0.1)
     finally:
         for beat in beats:
-            beat.terminate()
-            beat.wait(timeout=30)
+            stop_beat(beat)
     beat_logs = "".join((tmp_path / f"beat{i}.log").read_text() for i in (1, 2))
     fired = beat_logs.count("Sending due task chaos: retrain every second")
     # Retrain runs only: a promoted retrain starts a child pseudo-labeling run (no key).

@@ -182,7 +182,6 @@ def main() -> None:
     parser.add_argument("--pooling", default=None, help="entity or mean")
     parser.add_argument("--train-layers", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--attention-dropout", type=float, default=None)
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--no-filter", action="store_true", help="no negative-instance filter")
     parser.add_argument("--baseline-steps", type=int, default=None)
@@ -219,7 +218,6 @@ def main() -> None:
         "pooling": args.pooling,
         "train_layers": args.train_layers,
         "threads": args.threads,
-        "attention_dropout": args.attention_dropout,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.fp32:

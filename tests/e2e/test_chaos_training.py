@@ -8,10 +8,8 @@ uninterrupted run; two beats and a double "run now" create one run and one lock 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -39,7 +37,7 @@ from tests.e2e.chaos_support import (
 )
 from tests.factories import ProjectFactory
 from tests.harness.data import make_interactions, seed_labels
-from tests.harness.processes import ROOT
+from tests.harness.processes import ROOT, stop_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres, pytest.mark.slow]
 
@@ -159,20 +157,6 @@ def advisory_holders(project_id: int) -> int:
         return cursor.fetchone()[0]
 
 
-def stop_beat(beat: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL of its session after 15 s. Beat's SIGTERM handler saves the
-    schedule from inside the signal handler; when the signal lands while the main thread is in a
-    database call, that save waits on the connection the interrupted call holds, and beat never
-    exits (seen once on a loaded box: the beats outlived the test session). The schedule lives in
-    the database, so a SIGKILL loses nothing, as under `docker compose stop` after its grace."""
-    beat.terminate()
-    try:
-        beat.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(beat.pid, signal.SIGKILL)
-        beat.wait(timeout=15)
-
-
 def test_two_beats_and_a_double_run_now_start_one_run_per_window_and_one_lock_holder(
     transactional_db, pool, broker, tmp_path
 ):
@@ -236,8 +220,13 @@ def test_two_beats_and_a_double_run_now_start_one_run_per_window_and_one_lock_ho
             holders_max = max(holders_max, advisory_holders(project.pk))
             time.sleep(0.1)
     finally:
+        # Beat's SIGTERM handler saves the schedule from inside the signal handler; when the
+        # signal lands while the main thread is in a database call, that save waits on the
+        # connection the interrupted call holds and beat never exits (seen once on a loaded box:
+        # the beats outlived the test session). The schedule lives in the database, so the
+        # SIGKILL after the grace loses nothing, as under `docker compose stop`.
         for beat in beats:
-            stop_beat(beat)
+            stop_session(beat, grace_s=15)
     beat_logs = "".join((tmp_path / f"beat{i}.log").read_text() for i in (1, 2))
     fired = beat_logs.count("Sending due task chaos: retrain every second")
     # Retrain runs only: a promoted retrain starts a child pseudo-labeling run (no key).

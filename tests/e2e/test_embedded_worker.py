@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pytest
 
 from modeling.inference import Predictor
 from tests.harness.data import ALL_PATTERNS
+from tests.harness.processes import stop_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -88,13 +88,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for process in self.started:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=10)
+            stop_session(process, grace_s=20)
 
 
 @pytest.fixture

@@ -21,6 +21,19 @@ REDIS_URL = os.environ.get("E2E_REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}"
 WORKER_DB_APP_NAME = "ddi-e2e-worker"
 
 
+def stop_session(process: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM the process's session (it was started with start_new_session), then SIGKILL it
+    if it has not exited after ``grace_s`` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 class Worker:
     """One `celery worker` process group; its log file is kept for failure messages."""
 
@@ -90,12 +103,7 @@ class Worker:
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill_group()
+        stop_session(self.process, grace_s=15)
 
 
 class WorkerPool:
@@ -247,12 +255,4 @@ class LiveServer:
         return [child.pid for child in psutil.Process(self.process.pid).children()]
 
     def stop(self) -> None:
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_session(self.process, grace_s=20)

@@ -10,8 +10,9 @@ import torch
 
 from modeling import inference
 from modeling.artifacts import ArtifactError
+from modeling.backends import resolve_backend
 from modeling.cli import main as cli_main
-from modeling.inference import Predictor, resolve_backend
+from modeling.inference import Predictor
 
 
 def test_dedup_gives_the_same_result_as_scoring_each_text_alone_in_input_order(tiny_model):

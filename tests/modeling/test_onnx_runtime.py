@@ -13,9 +13,10 @@ import torch
 
 from modeling import onnx_runtime
 from modeling.artifacts import update_model_json
+from modeling.backends import resolve_backend
 from modeling.cli import _build_parser, main
 from modeling.export import export_onnx, measure_onnx_int8_agreement
-from modeling.inference import Predictor, resolve_backend
+from modeling.inference import Predictor
 from modeling.onnx_runtime import ONNX_INT8_FIELD, onnx_paths
 
 BACKEND_ENV = "DDI_INFERENCE_BACKEND"

@@ -18,9 +18,11 @@ Backends (``Predictor.load(..., backend=...)``, default ``"torch"``; the app pas
   as torch within 1e-4). The export is offline work (modeling/export.py: ``python -m modeling
   export-onnx``, or the app's training job when its backend is an ONNX one); loading never
   writes into a model folder.
-- ``onnx-int8``: ONNX Runtime dynamic int8, used only where model.json ``"onnx_int8"`` records
-  a measured agreement with torch fp32 >= 99.5% (``python -m modeling export-onnx --input``);
-  otherwise ONNX fp32 with a warning.
+- ``onnx-int8``: ONNX Runtime dynamic int8 as a cascade: the texts whose int8 top-two margin is
+  below the recorded recheck margin are scored again by ONNX fp32. Used only where model.json
+  ``"onnx_int8"`` records a measured agreement of that cascade with torch fp32 >= 99.5% on texts
+  the margin was not chosen on (``python -m modeling export-onnx --input``); otherwise ONNX fp32
+  with a warning.
 
 Whenever ONNX Runtime is missing or the folder has no matching export, the Predictor warns and
 uses torch fp32.
@@ -82,6 +84,7 @@ class Predictor:
         backend: str = "torch",
         scorer=None,
         device: torch.device | None = None,
+        recheck: tuple[onnx_runtime.OnnxScorer, float] | None = None,
     ):
         self.model = model
         self.tokenizer = tokenizer
@@ -93,6 +96,10 @@ class Predictor:
         self.backend = backend
         self.scorer = scorer  # an OnnxScorer for the onnx backends, else None
         self.device = device or torch.device("cpu")  # of the torch model (ONNX runs on the CPU)
+        # The int8 cascade: (the fp32 scorer, margin); texts whose top-two margin is below it
+        # are scored again by fp32. ``rechecked`` counts them (distinct texts), for the record.
+        self.recheck = recheck
+        self.rechecked = 0
         self._pad_id = pad_id_of(tokenizer)
 
     @classmethod
@@ -180,15 +187,24 @@ class Predictor:
                     stacklevel=3,
                 )
                 int8 = False
-        which = "int8" if int8 else "fp32"
-        path = onnx_runtime.exported_file(model_dir, which, info.extra)
-        if path is None:
-            warnings.warn(
-                f"{model_dir}: no ONNX {which} export matching {onnx_runtime.MODEL_JSON} (export "
-                "it offline: `python -m modeling export-onnx --model DIR`); using torch fp32",
-                stacklevel=3,
-            )
-            return None
+        # The fp32 file first: it serves alone, or rechecks the int8 cascade's unsure texts.
+        paths = {}
+        for which in ("fp32", "int8") if int8 else ("fp32",):
+            paths[which] = onnx_runtime.exported_file(model_dir, which, info.extra)
+            if paths[which] is None:
+                warnings.warn(
+                    f"{model_dir}: no ONNX {which} export matching {onnx_runtime.MODEL_JSON} "
+                    "(export it offline: `python -m modeling export-onnx --model DIR`); using "
+                    "torch fp32",
+                    stacklevel=3,
+                )
+                return None
+        recheck = None
+        # check_gate=False measures int8 alone (modeling.export chooses the margin from it).
+        margin = onnx_runtime.recheck_margin_of(info.extra) if int8 and check_gate else 0.0
+        if margin > 0:
+            recheck = (onnx_runtime.OnnxScorer(paths["fp32"]), margin)
+        path = paths["int8" if int8 else "fp32"]
         return cls(
             model=None,
             tokenizer=onnx_runtime.load_tokenizer(info.config.backbone),
@@ -199,6 +215,7 @@ class Predictor:
             quantized=int8,
             backend="onnx-int8" if int8 else "onnx",
             scorer=onnx_runtime.OnnxScorer(path),
+            recheck=recheck,
         )
 
     def predict_proba(
@@ -229,14 +246,30 @@ class Predictor:
         return [probs[slot_of[text]].copy() for text in window]
 
     def _score_unique(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Probabilities for distinct texts: length-sorted batches, dynamic padding, no autograd."""
+        """Probabilities for distinct texts; with the int8 cascade, the texts under its margin
+        are scored again by fp32."""
         sequences = encode(self.tokenizer, texts, self.max_length)
-        order = sorted(range(len(texts)), key=lambda i: len(sequences[i]))
-        out = np.empty((len(texts), len(self.classes)), dtype=np.float32)
+        out = self._score_sequences(sequences, batch_size, self._logits)
+        if self.recheck is not None:
+            fp32, margin = self.recheck
+            unsure = np.flatnonzero(top_two_margin(out) < margin)
+            if len(unsure):
+                out[unsure] = self._score_sequences(
+                    [sequences[i] for i in unsure], batch_size, fp32.logits
+                )
+            self.rechecked += len(unsure)
+        return out
+
+    def _score_sequences(
+        self, sequences: list[list[int]], batch_size: int, logits_of
+    ) -> np.ndarray:
+        """Probabilities of token sequences: length-sorted batches, dynamic padding."""
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        out = np.empty((len(sequences), len(self.classes)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             input_ids, mask = pad_arrays([sequences[i] for i in rows], self._pad_id)
-            out[rows] = softmax(self._logits(input_ids, mask) / self.temperature)
+            out[rows] = softmax(logits_of(input_ids, mask) / self.temperature)
         return out
 
     def score(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> Scores:
@@ -347,6 +380,14 @@ class CommitteePredictor:
         return Scores(
             mean.astype(np.float32), confidence, 1.0 - confidence, novel, direction, agreement, seen
         )
+
+
+def top_two_margin(probs: np.ndarray) -> np.ndarray:
+    """Top probability minus the second one, per row (1.0 for a single class)."""
+    if probs.shape[1] < 2:
+        return np.ones(len(probs), dtype=probs.dtype)
+    top_two = np.partition(probs, -2, axis=1)[:, -2:]
+    return top_two[:, 1] - top_two[:, 0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -98,22 +98,31 @@ def make_train_example(*, text: str, label: str) -> TrainExample:
 def train(examples, **kwargs: Any) -> TrainResult:
     """modeling.training.train (writes the artifact folder; see its docstring), then, when the
     app serves with an ONNX backend, the offline ONNX export of the new version (inference
-    never exports; an export that fails leaves the version served by torch, with a warning)."""
+    never exports; an export that fails leaves the version served by torch, with a warning).
+    With ``onnx-int8`` the int8 gate is measured too, on the distinct texts it trained on."""
     from modeling.training import train as train_model
 
+    examples = list(examples)
     result = train_model(examples, **kwargs)
     if settings.DDI_INFERENCE_BACKEND.startswith("onnx"):
-        export_for_serving(result.artifact_dir)
+        gate_texts = None
+        if settings.DDI_INFERENCE_BACKEND == "onnx-int8":
+            gate_texts = list(dict.fromkeys(example.text for example in examples))
+        export_for_serving(result.artifact_dir, gate_texts=gate_texts)
     return result
 
 
-def export_for_serving(model_dir: Path) -> None:
-    """The ONNX files of a model version folder (modeling.export), or a logged warning."""
-    from modeling.export import export_onnx
+def export_for_serving(model_dir: Path, *, gate_texts: list[str] | None = None) -> None:
+    """The ONNX files of a model version folder (modeling.export) and, given ``gate_texts``, the
+    int8 gate measured on them; or a logged warning (the version is then served by ONNX fp32 or
+    torch, as Predictor.load decides)."""
+    from modeling.export import export_onnx, measure_onnx_int8_agreement
     from modeling.onnx_runtime import OnnxNotAvailable
 
     try:
         export_onnx(Path(model_dir))
+        if gate_texts:
+            measure_onnx_int8_agreement(Path(model_dir), gate_texts)
     except (OnnxNotAvailable, OSError) as error:
         logger.warning(
             "%s: ONNX export failed (%s); the version is served by torch", model_dir, error

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from annotations.models import Label, LabelEvent, ModelVersion, Prediction, Run
+from annotations.models import Interaction, Label, LabelEvent, ModelVersion, Prediction, Run
 from annotations.services.jobs.lifecycle import RetryLater, claim_run
 from annotations.services.jobs.promotion import decide_promotion, human_label_pairs
 from annotations.services.jobs.pseudolabel import run_pseudolabel_inline
@@ -65,19 +65,25 @@ def test_a_train_run_stores_a_ready_active_version_with_metrics(project, labeled
     assert run.progress_done == run.progress_total > 0
 
 
-def test_with_an_onnx_backend_the_training_job_exports_and_pseudo_labels_run_on_onnx(
+def test_with_an_onnx_int8_backend_the_training_job_exports_gates_and_pseudo_labels_on_onnx(
     project, labeled, tiny, settings
 ):
     from annotations.services import ml
 
-    settings.DDI_INFERENCE_BACKEND = "onnx"
+    settings.DDI_INFERENCE_BACKEND = "onnx-int8"
     run = run_training_job(run_id=start_train_run(project=project, params=FAST).pk, enqueue=False)
     assert run.state == Run.State.SUCCEEDED, run.error
     folder = Path(run.model_version.artifact_path)
     members = json.loads((folder / "model.json").read_text())["committee"]["members"]
-    for name in members:  # exported offline, by the job: one ONNX file per member
-        assert (folder / name / "onnx" / "model.onnx").is_file()
-    assert ml.get_predictor(run.model_version).backend == "onnx"
+    texts = set(Interaction.objects.filter(project=project).values_list("blinded_text", flat=True))
+    usable = []
+    for name in members:  # exported and gated offline, by the job, member by member
+        assert (folder / name / "onnx" / "model.int8.onnx").is_file()
+        gate = json.loads((folder / name / "model.json").read_text())["onnx_int8"]
+        assert gate["n_distinct"] == len(texts)
+        usable.append(gate["usable"])
+    served = ml.get_predictor(run.model_version)
+    assert [m.backend for m in served.members] == ["onnx-int8" if ok else "onnx" for ok in usable]
     pseudolabel = start_pseudolabel_run(project=project, model_version=run.model_version)
     pseudolabel = run_pseudolabel_inline(run_id=pseudolabel.pk)
     assert pseudolabel.state == Run.State.SUCCEEDED, pseudolabel.error

@@ -15,8 +15,8 @@ from modeling import onnx_runtime
 from modeling.artifacts import update_model_json
 from modeling.backends import resolve_backend
 from modeling.cli import _build_parser, main
-from modeling.export import export_onnx, measure_onnx_int8_agreement
-from modeling.inference import Predictor
+from modeling.export import choose_recheck_margin, export_onnx, measure_onnx_int8_agreement
+from modeling.inference import Predictor, top_two_margin
 from modeling.onnx_runtime import ONNX_INT8_FIELD, onnx_paths
 
 BACKEND_ENV = "DDI_INFERENCE_BACKEND"
@@ -94,6 +94,47 @@ def test_onnx_int8_is_refused_until_a_measured_agreement_passes_the_gate(tiny_mo
     assert accepted.predict_batch(texts).shape == (len(texts), 2)
 
 
+def test_the_int8_cascade_scores_the_texts_under_its_margin_again_with_fp32(tiny_model, model_copy):
+    texts = list(dict.fromkeys(_texts(tiny_model)))
+    fp32 = Predictor.load(model_copy, backend="onnx").predict_batch(texts)
+    alone = Predictor.load(model_copy, backend="onnx-int8", check_gate=False)
+    int8 = alone.predict_batch(texts)
+    assert alone.recheck is None and alone.rechecked == 0  # the measurement sees int8 alone
+    margin = top_two_margin(int8)
+    threshold = float(np.median(margin))
+    unsure = margin < threshold
+    assert 0 < unsure.sum() < len(texts)
+    record = measure_onnx_int8_agreement(model_copy, texts)
+    gate = {**record, "agreement": 1.0, "recheck_margin": threshold}
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: gate})
+    cascade = Predictor.load(model_copy, backend="onnx-int8")
+    probs = cascade.predict_batch(texts)
+    assert cascade.backend == "onnx-int8" and cascade.rechecked == unsure.sum()
+    np.testing.assert_allclose(probs[unsure], fp32[unsure], atol=1e-4)
+    np.testing.assert_array_equal(probs[~unsure], int8[~unsure])
+
+
+def test_the_recheck_margin_is_chosen_on_one_half_of_the_texts_and_scored_on_the_other():
+    texts = [f"DRUG_A changes DRUG_B, sentence {i}" for i in range(200)]
+    margin = (np.arange(200) + 0.5) / 200
+    int8 = np.stack([(1 + margin) / 2, (1 - margin) / 2], axis=1)  # top class 0, this margin
+    reference = np.where(margin < 0.2, 1, 0)  # int8 is wrong on every text under 0.2
+    fp32 = reference.copy()
+    gate = choose_recheck_margin(texts, reference, int8, fp32)
+    assert gate["recheck_margin"] == 0.2 and gate["held_out"] is True
+    assert gate["agreement"] == gate["choose_agreement"] == 1.0
+    assert gate["plain_agreement"] == pytest.approx(0.8)
+    assert gate["rechecked_share"] == pytest.approx(0.2)
+    # A flip no margin reaches counts in the half its text falls in, never in both.
+    fp32[150] = reference[150] = 1
+    flipped = choose_recheck_margin(texts, reference, int8, fp32)
+    assert (flipped["choose_agreement"] < 1.0) != (flipped["agreement"] < 1.0)
+    one = choose_recheck_margin(texts[:1], reference[:1], int8[:1], fp32[:1])
+    assert one["held_out"] is False and one["recheck_margin"] == 0.05
+    empty = choose_recheck_margin([], reference[:0], int8[:0], fp32[:0])
+    assert empty["agreement"] == 0.0
+
+
 def test_a_gate_measured_on_another_int8_file_does_not_count(model_copy):
     update_model_json(model_copy, **{ONNX_INT8_FIELD: {"agreement": 1.0, "int8_sha256": "0" * 64}})
     with pytest.warns(UserWarning, match="ONNX int8 agreement"):
@@ -152,13 +193,20 @@ def test_a_committee_is_exported_member_by_member_and_served_by_onnx(tiny_model,
     onnx = Predictor.load(model_dir, backend="onnx")
     assert onnx.backend == "onnx"
     np.testing.assert_allclose(onnx.predict_batch(texts), reference, atol=1e-4)
+    gate = measure_onnx_int8_agreement(model_dir, texts)  # each member gated on its own numbers
+    assert sorted(gate["members"]) == sorted(members)
+    served = Predictor.load(model_dir, backend="onnx-int8")
+    for name, member in zip(members, served.members, strict=True):
+        record = json.loads((model_dir / name / "model.json").read_text())[ONNX_INT8_FIELD]
+        assert record == gate["members"][name] and record["n_texts"] == len(texts)
+        assert member.backend == ("onnx-int8" if record["usable"] else "onnx")
 
 
 def test_measuring_the_gate_without_onnxruntime_raises_instead_of_recording(
     tiny_model, model_copy, monkeypatch
 ):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(onnx_runtime.OnnxNotAvailable, match="cannot measure ONNX int8"):
+    with pytest.raises(onnx_runtime.OnnxNotAvailable, match="cannot measure onnx-int8"):
         measure_onnx_int8_agreement(model_copy, _texts(tiny_model))
     assert ONNX_INT8_FIELD not in json.loads((model_copy / "model.json").read_text())
 

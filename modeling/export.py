@@ -18,6 +18,7 @@ from modeling.artifacts import read_model_version, update_model_json
 from modeling.inference import Predictor, top_two_margin
 from modeling.onnx_runtime import (
     INT8_MIN_AGREEMENT,
+    INT8_MIN_HELD_OUT_TEXTS,
     ONNX_INT8_FIELD,
     RECHECK_MARGINS,
     OnnxNotAvailable,
@@ -53,8 +54,10 @@ def measure_onnx_int8_agreement(
     the cascade's top class equals torch fp32's on >= 99.75% of the rows (half the disagreement
     the gate allows, room for the sampling noise of the choice); the gate's
     ``"agreement"`` is the cascade's at that margin on the other half, which did not choose it.
+    It is usable where that agreement is >= 99.5% on >= 200 distinct held-out texts.
     Exports first when the folder has no matching int8 file. Side effect: writes {"agreement",
     "recheck_margin", "choose_agreement", "plain_agreement", "rechecked_share", "held_out",
+    "n_held_out",
     "n_texts", "n_distinct", "max_abs_prob_diff", "fp32_seconds", "int8_seconds", "usable",
     "int8_sha256"} under "onnx_int8" in model.json. Safe to run twice (the record is replaced).
     """
@@ -86,7 +89,8 @@ def measure_onnx_int8_agreement(
         "max_abs_prob_diff": float(np.abs(reference - candidate).max()) if texts else 0.0,
         "fp32_seconds": round(fp32_seconds, 4),
         "int8_seconds": round(int8_seconds, 4),
-        "usable": gate["agreement"] >= INT8_MIN_AGREEMENT,
+        "usable": gate["agreement"] >= INT8_MIN_AGREEMENT
+        and gate["n_held_out"] >= INT8_MIN_HELD_OUT_TEXTS,
         # The gate holds for this very file: a re-export must be measured again.
         "int8_sha256": sha256_of(onnx_paths(model_dir)["int8"]),
     }
@@ -122,7 +126,7 @@ def choose_recheck_margin(
     ``reference_top``: torch fp32's top class per row; ``int8_probs``: int8 alone; ``fp32_top``:
     the ONNX fp32 file's top class (what a recheck serves). The halves split by a sha256 of the
     text; when a half would be empty (one distinct text), both are all rows and ``held_out`` is
-    False. No text gives agreement 0.0 (never usable).
+    False and ``n_held_out`` 0 (never usable). No text gives agreement 0.0.
     """
     if not len(texts):
         return {
@@ -132,6 +136,7 @@ def choose_recheck_margin(
             "plain_agreement": 0.0,
             "rechecked_share": 0.0,
             "held_out": False,
+            "n_held_out": 0,
         }
     check = np.array([hashlib.sha256(t.encode("utf-8")).digest()[0] % 2 == 1 for t in texts])
     held_out = bool(check.any() and (~check).any())
@@ -158,4 +163,6 @@ def choose_recheck_margin(
         "plain_agreement": float((int8_top == reference_top).mean()),
         "rechecked_share": float((margin < chosen).mean()),
         "held_out": held_out,
+        # Distinct texts the agreement was scored on, none of which chose the margin.
+        "n_held_out": len({t for t, c in zip(texts, check, strict=True) if c}) if held_out else 0,
     }

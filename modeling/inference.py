@@ -51,7 +51,6 @@ from modeling.classifier import (
 )
 from modeling.devices import native_bf16, resolve_device
 from modeling.encoding import encode, pad_arrays, pad_id_of
-from modeling.onnx_runtime import INT8_MIN_AGREEMENT
 from modeling.uncertainty import (
     ConfidenceModel,
     LabelledSet,
@@ -178,14 +177,9 @@ class Predictor:
             warnings.warn(f"{error}; using torch fp32", stacklevel=3)
             return None
         if int8 and check_gate:
-            agreement = onnx_runtime.onnx_int8_agreement_of(info.extra)
-            if agreement is None or agreement < INT8_MIN_AGREEMENT:
-                warnings.warn(
-                    f"{model_dir}: ONNX int8 agreement with fp32 is {agreement!r} (needs a "
-                    f"measured >= {INT8_MIN_AGREEMENT:.1%} for the current int8 file; run "
-                    "`python -m modeling export-onnx --model DIR --input CSV`); using ONNX fp32",
-                    stacklevel=3,
-                )
+            refusal = onnx_runtime.int8_gate_refusal(info.extra)
+            if refusal is not None:
+                warnings.warn(f"{model_dir}: {refusal}; using ONNX fp32", stacklevel=3)
                 int8 = False
         # The fp32 file first: it serves alone, or rechecks the int8 cascade's unsure texts.
         paths = {}

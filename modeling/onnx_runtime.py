@@ -32,8 +32,11 @@ import numpy as np
 
 from modeling.artifacts import MODEL_JSON, ArtifactError, update_model_json
 
-# An int8 engine is served only where its measured top-class agreement with fp32 reaches this.
+# An int8 engine is served only where its measured top-class agreement with fp32 reaches this,
+# on at least this many distinct texts the recheck margin was not chosen on: at 99.5% one flip
+# in 200 texts already fails, so fewer texts cannot tell 99.5% from 98%.
 INT8_MIN_AGREEMENT = 0.995
+INT8_MIN_HELD_OUT_TEXTS = 200
 # The recheck margins the gate measurement tries, smallest first (0: int8 alone). It stops at 0.5
 # so that the cascade stays an int8 engine: past it fp32 would score most texts again.
 RECHECK_MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
@@ -198,6 +201,22 @@ def onnx_int8_agreement_of(model_json_extra: dict) -> float | None:
     """
     record = _int8_record(model_json_extra)
     return None if record is None else float(record["agreement"])
+
+
+def int8_gate_refusal(model_json_extra: dict) -> str | None:
+    """Why the int8 engine must not serve (its recorded gate), or None where the gate passed: a
+    measured agreement >= 99.5% on >= 200 distinct held-out texts, for the current int8 file."""
+    agreement = onnx_int8_agreement_of(model_json_extra)
+    record = _int8_record(model_json_extra) or {}
+    texts = int(record.get("n_held_out", 0))
+    enough = texts >= INT8_MIN_HELD_OUT_TEXTS
+    if agreement is not None and agreement >= INT8_MIN_AGREEMENT and enough:
+        return None
+    return (
+        f"ONNX int8 agreement with fp32 is {agreement!r} on {texts} held-out texts (needs >= "
+        f"{INT8_MIN_AGREEMENT:.1%} on >= {INT8_MIN_HELD_OUT_TEXTS} distinct texts, measured on "
+        "the current int8 file; run `python -m modeling export-onnx --model DIR --input CSV`)"
+    )
 
 
 def recheck_margin_of(model_json_extra: dict) -> float:

@@ -11,7 +11,7 @@ blinding, config and scoring modules are pure Python and imported at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,20 +95,21 @@ def make_train_example(*, text: str, label: str) -> TrainExample:
     return TrainExample(text=text, label=label)
 
 
-def train(examples, **kwargs: Any) -> TrainResult:
+def train(
+    examples, *, gate_texts: Callable[[], list[str]] | None = None, **kwargs: Any
+) -> TrainResult:
     """modeling.training.train (writes the artifact folder; see its docstring), then, when the
     app serves with an ONNX backend, the offline ONNX export of the new version (inference
     never exports; an export that fails leaves the version served by torch, with a warning).
-    With ``onnx-int8`` the int8 gate is measured too, on the distinct texts it trained on."""
+    With ``onnx-int8`` the int8 gate is measured too, on the texts ``gate_texts()`` returns."""
     from modeling.training import train as train_model
 
-    examples = list(examples)
     result = train_model(examples, **kwargs)
     if settings.DDI_INFERENCE_BACKEND.startswith("onnx"):
-        gate_texts = None
-        if settings.DDI_INFERENCE_BACKEND == "onnx-int8":
-            gate_texts = list(dict.fromkeys(example.text for example in examples))
-        export_for_serving(result.artifact_dir, gate_texts=gate_texts)
+        texts = None
+        if settings.DDI_INFERENCE_BACKEND == "onnx-int8" and gate_texts is not None:
+            texts = gate_texts()
+        export_for_serving(result.artifact_dir, gate_texts=texts)
     return result
 
 

@@ -88,7 +88,11 @@ def test_onnx_int8_is_refused_until_a_measured_agreement_passes_the_gate(tiny_mo
     with pytest.warns(UserWarning, match="0.99"):
         refused = Predictor.load(model_copy, backend="onnx-int8")
     assert refused.backend == "onnx" and refused.quantized is False
-    update_model_json(model_copy, **{ONNX_INT8_FIELD: {**record, "agreement": 1.0}})
+    thin = {**record, "agreement": 1.0, "n_held_out": 199}  # too few texts to vouch for 99.5%
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: thin})
+    with pytest.warns(UserWarning, match="1.0 on 199 held-out texts"):
+        assert Predictor.load(model_copy, backend="onnx-int8").backend == "onnx"
+    update_model_json(model_copy, **{ONNX_INT8_FIELD: {**thin, "n_held_out": 200}})
     accepted = Predictor.load(model_copy, backend="onnx-int8")
     assert accepted.backend == "onnx-int8" and accepted.quantized is True
     assert accepted.predict_batch(texts).shape == (len(texts), 2)
@@ -105,7 +109,7 @@ def test_the_int8_cascade_scores_the_texts_under_its_margin_again_with_fp32(tiny
     unsure = margin < threshold
     assert 0 < unsure.sum() < len(texts)
     record = measure_onnx_int8_agreement(model_copy, texts)
-    gate = {**record, "agreement": 1.0, "recheck_margin": threshold}
+    gate = {**record, "agreement": 1.0, "recheck_margin": threshold, "n_held_out": 200}
     update_model_json(model_copy, **{ONNX_INT8_FIELD: gate})
     cascade = Predictor.load(model_copy, backend="onnx-int8")
     probs = cascade.predict_batch(texts)
@@ -125,12 +129,13 @@ def test_the_recheck_margin_is_chosen_on_one_half_of_the_texts_and_scored_on_the
     assert gate["agreement"] == gate["choose_agreement"] == 1.0
     assert gate["plain_agreement"] == pytest.approx(0.8)
     assert gate["rechecked_share"] == pytest.approx(0.2)
+    assert 50 < gate["n_held_out"] < 150  # the other half's distinct texts
     # A flip no margin reaches counts in the half its text falls in, never in both.
     fp32[150] = reference[150] = 1
     flipped = choose_recheck_margin(texts, reference, int8, fp32)
     assert (flipped["choose_agreement"] < 1.0) != (flipped["agreement"] < 1.0)
     one = choose_recheck_margin(texts[:1], reference[:1], int8[:1], fp32[:1])
-    assert one["held_out"] is False and one["recheck_margin"] == 0.05
+    assert one["held_out"] is False and one["recheck_margin"] == 0.05 and one["n_held_out"] == 0
     empty = choose_recheck_margin([], reference[:0], int8[:0], fp32[:0])
     assert empty["agreement"] == 0.0
 

@@ -38,7 +38,11 @@ from annotations.services.jobs.lifecycle import (
 from annotations.services.jobs.params import build_train_config
 from annotations.services.jobs.promotion import decide_promotion
 from annotations.services.jobs.starting import start_pseudolabel_run
-from annotations.services.jobs.training_data import TrainingData, gather_training_examples
+from annotations.services.jobs.training_data import (
+    TrainingData,
+    gather_training_examples,
+    int8_gate_texts,
+)
 from annotations.services.ml import (
     data_fingerprint,
     train,
@@ -211,6 +215,7 @@ def train_for_run(*, run: Run, artifacts_dir: Path | None = None) -> ModelVersio
     try:
         result = train(
             data.examples,
+            gate_texts=lambda: int8_gate_texts(project),
             classes=list(project.label_classes),
             config=config,
             out_dir=out_dir,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Min, OuterRef
 
 from annotations.models import (
     HUMAN_SOURCES,
+    Interaction,
     Label,
     LabelEvent,
     ModelVersion,
@@ -71,3 +72,21 @@ def gather_training_examples(
             counts["pseudo"] += 1
     counts["total"] = len(examples)
     return TrainingData(examples=examples, counts=counts)
+
+
+# The int8 gate needs >= 200 distinct held-out texts (half of what it reads); more than this
+# many only slows the measurement.
+GATE_TEXTS = 3000
+
+
+def int8_gate_texts(project: Project, limit: int = GATE_TEXTS) -> list[str]:
+    """Up to ``limit`` distinct blinded texts of the project's interactions, the first by pattern
+    hash (a spread over the project, not the latest import): what the int8 gate is measured on,
+    so it vouches for the texts int8 will score, not only for the labelled ones."""
+    rows = (
+        Interaction.objects.filter(project=project)
+        .values("pattern_hash")
+        .annotate(text=Min("blinded_text"))
+        .order_by("pattern_hash")[:limit]
+    )
+    return [row["text"] for row in rows]

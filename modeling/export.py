@@ -18,12 +18,12 @@ from modeling.artifacts import read_model_version, update_model_json
 from modeling.inference import Predictor, top_two_margin
 from modeling.onnx_runtime import (
     INT8_MIN_AGREEMENT,
-    INT8_MIN_HELD_OUT_TEXTS,
     ONNX_INT8_FIELD,
     RECHECK_MARGINS,
     OnnxNotAvailable,
     export_onnx_files,
     exported_file,
+    int8_gate_passes,
     onnx_paths,
     sha256_of,
 )
@@ -37,7 +37,8 @@ def export_onnx(model_dir: Path) -> dict:
     Side effects and safety: modeling.onnx_runtime.export_onnx_files (safe to run twice).
     """
     model_dir = Path(model_dir)
-    members = read_model_version(model_dir)[0].extra.get("committee", {}).get("members")
+    extra = read_model_version(model_dir)[0].extra
+    members = extra.get("committee", {}).get("members")
     if members:
         return {"members": {name: export_onnx(model_dir / name) for name in members}}
     return export_onnx_files(Predictor.load(model_dir, backend="torch").model, model_dir)
@@ -57,12 +58,13 @@ def measure_onnx_int8_agreement(
     It is usable where that agreement is >= 99.5% on >= 200 distinct held-out texts.
     Exports first when the folder has no matching int8 file. Side effect: writes {"agreement",
     "recheck_margin", "choose_agreement", "plain_agreement", "rechecked_share", "held_out",
-    "n_held_out",
-    "n_texts", "n_distinct", "max_abs_prob_diff", "fp32_seconds", "int8_seconds", "usable",
-    "int8_sha256"} under "onnx_int8" in model.json. Safe to run twice (the record is replaced).
+    "n_held_out", "n_texts", "n_distinct", "max_abs_prob_diff", "fp32_seconds", "int8_seconds",
+    "usable", "int8_sha256"} under "onnx_int8" in model.json. Safe to run twice (the record is
+    replaced).
     """
     model_dir = Path(model_dir)
-    members = read_model_version(model_dir)[0].extra.get("committee", {}).get("members")
+    extra = read_model_version(model_dir)[0].extra
+    members = extra.get("committee", {}).get("members")
     if members:
         return {
             "members": {
@@ -70,7 +72,7 @@ def measure_onnx_int8_agreement(
                 for name in members
             }
         }
-    if exported_file(model_dir, "int8", read_model_version(model_dir)[0].extra) is None:
+    if exported_file(model_dir, "int8", extra) is None:
         export_onnx(model_dir)
     texts = list(texts)
     reference, fp32_seconds = _timed_probs(model_dir, "torch", texts, batch_size)
@@ -89,8 +91,7 @@ def measure_onnx_int8_agreement(
         "max_abs_prob_diff": float(np.abs(reference - candidate).max()) if texts else 0.0,
         "fp32_seconds": round(fp32_seconds, 4),
         "int8_seconds": round(int8_seconds, 4),
-        "usable": gate["agreement"] >= INT8_MIN_AGREEMENT
-        and gate["n_held_out"] >= INT8_MIN_HELD_OUT_TEXTS,
+        "usable": int8_gate_passes(gate["agreement"], gate["n_held_out"]),
         # The gate holds for this very file: a re-export must be measured again.
         "int8_sha256": sha256_of(onnx_paths(model_dir)["int8"]),
     }

@@ -203,14 +203,18 @@ def onnx_int8_agreement_of(model_json_extra: dict) -> float | None:
     return None if record is None else float(record["agreement"])
 
 
+def int8_gate_passes(agreement: float, n_held_out: int) -> bool:
+    """The int8 gate: agreement >= 99.5% on >= 200 distinct texts the margin was not chosen on."""
+    return agreement >= INT8_MIN_AGREEMENT and n_held_out >= INT8_MIN_HELD_OUT_TEXTS
+
+
 def int8_gate_refusal(model_json_extra: dict) -> str | None:
-    """Why the int8 engine must not serve (its recorded gate), or None where the gate passed: a
-    measured agreement >= 99.5% on >= 200 distinct held-out texts, for the current int8 file."""
-    agreement = onnx_int8_agreement_of(model_json_extra)
-    record = _int8_record(model_json_extra) or {}
-    texts = int(record.get("n_held_out", 0))
-    enough = texts >= INT8_MIN_HELD_OUT_TEXTS
-    if agreement is not None and agreement >= INT8_MIN_AGREEMENT and enough:
+    """Why the int8 engine must not serve (its recorded gate, int8_gate_passes), or None where
+    the gate passed for the current int8 file."""
+    record = _int8_record(model_json_extra)
+    agreement = None if record is None else float(record["agreement"])
+    texts = 0 if record is None else int(record.get("n_held_out", 0))
+    if agreement is not None and int8_gate_passes(agreement, texts):
         return None
     return (
         f"ONNX int8 agreement with fp32 is {agreement!r} on {texts} held-out texts (needs >= "

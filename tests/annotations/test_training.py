@@ -78,6 +78,7 @@ def test_with_an_onnx_int8_backend_the_training_job_exports_gates_and_pseudo_lab
     texts = set(Interaction.objects.filter(project=project).values_list("blinded_text", flat=True))
     usable = []
     for name in members:  # exported and gated offline, by the job, member by member
+        assert (folder / name / "onnx" / "model.onnx").is_file()
         assert (folder / name / "onnx" / "model.int8.onnx").is_file()
         gate = json.loads((folder / name / "model.json").read_text())["onnx_int8"]
         assert gate["n_distinct"] == len(texts)

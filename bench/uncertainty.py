@@ -7,8 +7,11 @@ patterns was looked at while choosing the method) against the 86-pattern referen
 
 - baseline: the committee's softmax top probability (what the app served before: a single
   model's top probability, which saturates at 1.0 on confidently wrong patterns);
-- ours: the calibrated confidence (modeling.uncertainty) and uncertainty = 1 - confidence;
-- ablations: the confidence model refitted without each signal.
+- the confidence model alone (modeling.uncertainty), on the committee's class;
+- ours: the served class and confidence, i.e. with the direction evidence (modeling.mirror: a
+  labelled mirror sentence, direction words pointing both ways); uncertainty = 1 - confidence;
+- ablations: without each piece of direction evidence; the confidence model refitted without
+  each signal. Every row is scored with its own served class (the mirror can change the class).
 
 Measures: accuracy; AUROC of uncertainty for "this row is wrong"; ECE of the confidence; wrong
 rows at confidence >= 0.99; whether the queue's first page of 20 (the app's first page with the
@@ -30,6 +33,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +45,10 @@ from modeling.blinding import blind
 from modeling.config import TrainConfig
 from modeling.inference import CommitteePredictor, Predictor
 from modeling.metrics import confidence_ece
+from modeling.mirror import direction_evidence
 from modeling.tables import read_labelled
 from modeling.training import TrainExample, train
-from modeling.uncertainty import feature_matrix, fit_confidence_model
+from modeling.uncertainty import direction_twin, feature_matrix, fit_confidence_model
 
 FULL_REFERENCE = REPO / "tests" / "data" / "drugbank_full_reference_patterns.csv"
 # Hand-written free-text sentences (tests/data/README.md): no method choice was tuned on them.
@@ -114,6 +119,7 @@ def measure(name, confidence, wrong, counts) -> list:
     wrong_patterns = set(np.flatnonzero(wrong).tolist())
     return [
         name,
+        f"{counts[correct].sum() / counts.sum():.2%}",
         f"{auroc(uncertainty, wrong, counts):.3f}",
         f"{confidence_ece(expanded_conf, expanded_correct):.4f}",
         f"{confident_wrong:,} of {rows_wrong:,}",
@@ -154,8 +160,8 @@ def main() -> None:
     started = time.perf_counter()
     scores = predictor.score(texts)
     seconds = time.perf_counter() - started
-    predicted = np.asarray([predictor.classes[i] for i in scores.probabilities.argmax(axis=1)])
-    wrong = predicted != truth
+    classes = np.asarray(predictor.classes)
+    wrong = classes[scores.probabilities.argmax(axis=1)] != truth
     print(
         f"{args.data}: {counts.sum():,} rows, {len(texts)} patterns, scored in {seconds:.1f} s; "
         f"accuracy {(counts[~wrong].sum() / counts.sum()):.2%}; wrong patterns: {int(wrong.sum())}"
@@ -163,35 +169,52 @@ def main() -> None:
     for t in np.flatnonzero(wrong):
         print(
             f"  wrong: {texts[t][:70]!r} ({counts[t]:,} rows) confidence "
-            f"{scores.confidence[t]:.3f} softmax {scores.probabilities[t].max():.3f} novelty "
+            f"{scores.confidence[t]:.3f} served p {scores.probabilities[t].max():.3f} novelty "
             f"{scores.novelty[t]:.2f} direction {scores.direction[t]:.2f} "
             f"votes {scores.agreement[t]:.2f}"
         )
-    table = [
-        measure(
-            "baseline: softmax top probability", scores.probabilities.max(axis=1), wrong, counts
-        ),
-        measure("ours: calibrated confidence", scores.confidence, wrong, counts),
-    ]
+    # Every row below is (served class, confidence), each scored against the truth on its own:
+    # the labelled mirror changes the class, not only the confidence (modeling.mirror).
+    mean = predictor.predict_batch(texts)  # the committee alone
+    committee_wrong = classes[mean.argmax(axis=1)] != truth
+    twins = [direction_twin(t) for t in texts]
+    label_of = predictor.labelled.label_of(texts)
+
+    def served(before: np.ndarray, labelled=predictor.labelled) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, wrong) once the direction evidence is added to a fitted confidence."""
+        if not predictor.direction_probe:
+            return before, committee_wrong
+        probs, confidence, _, _ = direction_evidence(mean, before, texts, twins, label_of, labelled)
+        return confidence, classes[probs.argmax(axis=1)] != truth
+
     fit = json.loads((model_dir / OOF_FILE).read_text())["fit_rows"]
     x, y = np.asarray(fit["features"]), np.asarray(fit["correct"], dtype=bool)
-    served = feature_matrix(scores.probabilities, scores.novelty, scores.direction)
-    label_of = predictor.labelled.label_of(texts)
-    top = scores.probabilities.argmax(axis=1)
+    features = feature_matrix(mean, scores.novelty, scores.direction)
+    top = mean.argmax(axis=1)
+    fitted = predictor.confidence_model.confidence(features, top, label_of)
+    table = [
+        measure("baseline: softmax top probability", mean.max(axis=1), committee_wrong, counts),
+        measure("confidence model alone (no direction evidence)", fitted, committee_wrong, counts),
+        measure("ours: served class and confidence", scores.confidence, wrong, counts),
+    ]
+    no_mirror = replace(predictor.labelled, mirror_pairs=0, mirror_opposite=0)
+    no_cap = replace(predictor.labelled, has_mixed=True)
+    table.append(
+        measure("ablation: without the labelled mirror", *served(fitted, no_mirror), counts)
+    )
+    table.append(
+        measure("ablation: without the mixed-directions cap", *served(fitted, no_cap), counts)
+    )
     for column, signal in enumerate(("softmax", "novelty", "direction")):
         keep = np.ones(3, dtype=bool)
         keep[column] = False
         ablated = fit_confidence_model(x * keep, y, seen_accuracy=fit["seen_accuracy"])
-        confidence = ablated.confidence(served * keep, top, label_of)
-        table.append(measure(f"ablation: without {signal}", confidence, wrong, counts))
+        before = ablated.confidence(features * keep, top, label_of)
+        table.append(measure(f"ablation: without {signal}", *served(before), counts))
     no_label = np.full(len(texts), -2)
+    unseen = predictor.confidence_model.confidence(features, top, no_label)
     table.append(
-        measure(
-            "ablation: labelled texts not treated apart",
-            predictor.confidence_model.confidence(served, top, no_label),
-            wrong,
-            counts,
-        )
+        measure("ablation: labelled texts not treated apart", unseen, committee_wrong, counts)
     )
     table.append(
         measure(
@@ -202,7 +225,14 @@ def main() -> None:
         )
     )
     print_table(
-        ["confidence", "AUROC wrong", "ECE", "wrong at >= 0.99", "wrong patterns on page 1"],
+        [
+            "class and confidence",
+            "accuracy",
+            "AUROC wrong",
+            "ECE",
+            "wrong at >= 0.99",
+            "wrong patterns on page 1",
+        ],
         table,
     )
     print("targets: AUROC >= 0.95, ECE <= 0.02, wrong at >= 0.99 <= 5 %, every wrong pattern")

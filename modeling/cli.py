@@ -225,14 +225,20 @@ def run_predict(args: argparse.Namespace) -> int:
 def iter_scores(predictor, texts: Iterable[str], *, batch_size: int) -> Iterator[tuple]:
     """(probabilities, calibrated confidence, why unsure in words) per text, window by window."""
     from modeling.inference import WINDOW_SIZE
+    from modeling.mirror import evidence_signals
     from modeling.uncertainty import reasons
 
     iterator = iter(texts)
     while window := list(islice(iterator, WINDOW_SIZE)):
         scores = predictor.score(window, batch_size=batch_size)
         for i in range(len(window)):
+            evidence = evidence_signals(scores, i, list(predictor.classes))
             why = reasons(
-                scores.seen[i], scores.novelty[i], scores.direction[i], scores.agreement[i]
+                scores.seen[i],
+                scores.novelty[i],
+                scores.direction[i],
+                scores.agreement[i],
+                **evidence,
             )
             yield scores.probabilities[i], float(scores.confidence[i]), "; ".join(why)
 

@@ -51,6 +51,7 @@ from modeling.classifier import (
 )
 from modeling.devices import native_bf16, resolve_device
 from modeling.encoding import encode, pad_arrays, pad_id_of
+from modeling.mirror import direction_evidence
 from modeling.uncertainty import (
     ConfidenceModel,
     LabelledSet,
@@ -290,7 +291,8 @@ class CommitteePredictor:
 
     Probabilities are the members' mean; confidence is the version's confidence model applied to
     (mean top probability, labelled or not, novelty against the labelled texts, direction-twin
-    disagreement); see modeling.uncertainty.
+    disagreement); see modeling.uncertainty. Two opposite classes: a labelled mirror sentence
+    and direction words pointing both ways also count (modeling.mirror).
     """
 
     def __init__(
@@ -356,7 +358,7 @@ class CommitteePredictor:
             return Scores(np.zeros((0, len(self.classes)), np.float32), *([empty] * 6))
         member_probs = self._member_probs(texts, batch_size)
         mean = member_probs.mean(axis=0)
-        twin_probs = None
+        twin_probs, twins = None, []
         if self.direction_probe:
             twins = [direction_twin(text) for text in texts]
             rows = [i for i, twin in enumerate(twins) if twin is not None]
@@ -370,10 +372,14 @@ class CommitteePredictor:
         agreement = vote_share(member_probs, mean)
         features = feature_matrix(mean, novel, direction)
         confidence = self.confidence_model.confidence(features, mean.argmax(axis=1), label_of)
+        served, mirror, mixed = mean, None, None
+        if self.direction_probe:  # a labelled mirror, direction words both ways: modeling.mirror
+            served, confidence, mirror, mixed = direction_evidence(
+                mean, confidence, texts, twins, label_of, self.labelled
+            )
         confidence = np.clip(confidence, 0.0, 1.0)
-        return Scores(
-            mean.astype(np.float32), confidence, 1.0 - confidence, novel, direction, agreement, seen
-        )
+        signals = (novel, direction, agreement, seen, mirror, mean.argmax(axis=1), mixed)
+        return Scores(served.astype(np.float32), confidence, 1.0 - confidence, *signals)
 
 
 def top_two_margin(probs: np.ndarray) -> np.ndarray:

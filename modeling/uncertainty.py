@@ -54,6 +54,9 @@ _ONE_WAY = {"reduction": "increase", "greater": "lower", "elevated": "reduced"}
 SWAPS: dict[str, str] = {**_ONE_WAY}
 for _a, _b in _PAIRS:
     SWAPS[_a], SWAPS[_b] = _b, _a
+# The way each direction word points: up (more effect or exposure) or down.
+_UP = frozenset({up for up, _ in _PAIRS} | {"greater", "elevated"})
+_DOWN = frozenset({down for _, down in _PAIRS} | {"reduction"})
 _SWAP_RE = re.compile(r"\b(" + "|".join(sorted(SWAPS, key=len, reverse=True)) + r")\b", re.I)
 _WORD_RE = re.compile(r"[a-z0-9_]+")
 FEATURES = ("top_logit", "novelty", "direction")
@@ -73,6 +76,14 @@ def direction_twin(text: str) -> str | None:
     return twin if count else None
 
 
+def mixed_directions(text: str) -> bool:
+    """True when the text's direction words point both ways ("decrease the excretion ... higher
+    serum level"): its class depends on which word is about the affected drug's effect, the
+    sentences the guideline warns about, and the word alone cannot tell."""
+    words = {match.group(0).lower() for match in _SWAP_RE.finditer(text)}
+    return bool(words & _UP) and bool(words & _DOWN)
+
+
 def grams(text: str) -> set[str]:
     """Lower-cased words, word pairs and word triples of a text."""
     words = _WORD_RE.findall(text.lower())
@@ -88,10 +99,18 @@ def text_key(text: str) -> str:
 
 @dataclass(frozen=True)
 class LabelledSet:
-    """What a version was trained on: each labelled text's key -> class index, and n-grams."""
+    """What a version was trained on: each labelled text's key -> class index, and n-grams.
+
+    Also what the labelled texts say about the direction words (modeling.mirror): how many
+    labelled texts have a labelled mirror (their direction twin) and how many of those pairs have
+    opposite classes, and whether any labelled text has direction words pointing both ways.
+    """
 
     labels: dict[str, int]
     vocab: frozenset[str]
+    mirror_pairs: int = 0
+    mirror_opposite: int = 0
+    has_mixed: bool = False
 
     @classmethod
     def of(cls, texts: Sequence[str], labels: Sequence[int] | None = None) -> LabelledSet:
@@ -103,14 +122,42 @@ class LabelledSet:
                 -1 if labels is None else int(labels[i])
             ] += 1
         keyed = {key: count.most_common(1)[0][0] for key, count in votes.items()}
-        return cls(keyed, frozenset(vocabulary(texts)))
+        pairs = opposite = 0
+        for text in {t: None for t in texts} if labels is not None else ():
+            twin = direction_twin(text)
+            key, twin_key = text_key(text), text_key(twin) if twin else ""
+            if twin and twin_key in keyed and key < twin_key:  # each pair once
+                pairs += 1
+                opposite += int(keyed[twin_key] == 1 - keyed[key])
+        mixed = any(mixed_directions(t) for t in set(texts))
+        return cls(keyed, frozenset(vocabulary(texts)), pairs, opposite, mixed)
 
     def to_dict(self) -> dict:
-        return {"labels": dict(sorted(self.labels.items())), "grams": sorted(self.vocab)}
+        return {
+            "labels": dict(sorted(self.labels.items())),
+            "grams": sorted(self.vocab),
+            "mirror_pairs": self.mirror_pairs,
+            "mirror_opposite": self.mirror_opposite,
+            "has_mixed": self.has_mixed,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelledSet:
-        return cls({k: int(v) for k, v in data["labels"].items()}, frozenset(data["grams"]))
+        """Older versions recorded no mirror counts: no pair (a mirror then carries no weight)
+        and no mixed text."""
+        return cls(
+            {k: int(v) for k, v in data["labels"].items()},
+            frozenset(data["grams"]),
+            int(data.get("mirror_pairs", 0)),
+            int(data.get("mirror_opposite", 0)),
+            bool(data.get("has_mixed", False)),
+        )
+
+    @property
+    def mirror_validity(self) -> float:
+        """P(a labelled text's mirror has the opposite class): the Jeffreys estimate over the
+        labelled pairs (0.5, no evidence, when no labelled text has a labelled mirror)."""
+        return (self.mirror_opposite + 0.5) / (self.mirror_pairs + 1.0)
 
     def label_of(self, texts: Sequence[str]) -> np.ndarray:
         """The class index each exact text was labelled with; -2 where it is not labelled."""
@@ -292,19 +339,43 @@ class Scores:
     direction: np.ndarray
     agreement: np.ndarray  # vote share of the committee
     seen: np.ndarray  # 1.0 where the exact text is labelled
+    # Two opposite classes only (modeling.mirror): the class a labelled mirror implies (-1:
+    # none), the committee's own class, and whether the direction words point both ways.
+    mirror: np.ndarray | None = None
+    committee_class: np.ndarray | None = None
+    mixed: np.ndarray | None = None
 
 
 def reasons(
-    seen_value: float, novelty_value: float, direction_value: float, agreement_value: float
+    seen_value: float,
+    novelty_value: float,
+    direction_value: float,
+    agreement_value: float,
+    *,
+    mirror: str | None = None,
+    committee: str | None = None,
+    mixed: bool = False,
 ) -> list[str]:
     """Why an item is unsure, in a pharmacist's words (empty when nothing stands out).
 
     Disagreement is reported only for texts nobody labelled: on a labelled text the one member
-    that held it out of training disagrees by design of the cross-fitting.
+    that held it out of training disagrees by design of the cross-fitting. ``mirror``: the class
+    a labelled mirror sentence implies, reported when the committee (``committee``: its class)
+    reads the text the other way.
     """
     out = []
     if seen_value >= 1.0:
         return out
+    if mirror is not None and committee is not None and mirror != committee:
+        out.append(
+            f"its mirror sentence (increase/decrease swapped) is labeled, which makes this one "
+            f"{mirror}; the models alone say {committee}"
+        )
+    if mixed:
+        out.append(
+            "its direction words point both ways (e.g. decrease ... higher) and no labeled "
+            "sentence does: the class depends on which one is about the drug's effect"
+        )
     if novelty_value >= 0.15:
         out.append(f"unlike any labeled sentence ({novelty_value:.0%} of its wording is new)")
     if direction_value >= 0.5:

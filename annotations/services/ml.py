@@ -163,3 +163,10 @@ def why_unsure(*args: Any, **kwargs: Any) -> list[str]:
     from modeling.uncertainty import reasons
 
     return reasons(*args, **kwargs)
+
+
+def evidence_signals(*args: Any, **kwargs: Any) -> dict:
+    """A row's labelled-mirror and mixed-directions signals (modeling.mirror.evidence_signals)."""
+    from modeling.mirror import evidence_signals as signals
+
+    return signals(*args, **kwargs)

@@ -139,6 +139,45 @@ def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, 
     assert "the models disagree (only 60% vote for this class)" in body
 
 
+def test_item_page_names_a_labelled_mirror_and_direction_words_pointing_both_ways(
+    client, reviewer_rita, project
+):
+    from annotations.services.jobs.writer import prediction_values
+    from modeling.uncertainty import Scores
+
+    version = ModelVersionFactory(project=project, is_active=True)
+    interaction = InteractionFactory(project=project, blinded_text="DRUG_A y DRUG_B.")
+    one = np.ones(1)
+    scores = Scores(
+        probabilities=np.asarray([[0.4, 0.6]], dtype=np.float32),
+        confidence=one * 0.6,
+        uncertainty=one * 0.4,
+        novelty=one * 0.0,
+        direction=one * 0.0,
+        agreement=one * 1.0,
+        seen=one * 0,
+        mirror=np.asarray([1]),  # the mirror makes it Antagonistic, the committee said Synergistic
+        committee_class=np.asarray([0]),
+        mixed=np.asarray([True]),
+    )
+    (value,) = prediction_values(scores, ["Synergistic", "Antagonistic"])
+    assert value.predicted_class == "Antagonistic"
+    assert value.signals["mirror"] == "Antagonistic" and value.signals["committee"] == "Synergistic"
+    PredictionFactory(
+        interaction=interaction,
+        model_version=version,
+        predicted_class=value.predicted_class,
+        confidence=value.confidence,
+        uncertainty=value.uncertainty,
+        signals=value.signals,
+    )
+    client.force_login(reviewer_rita)
+    body = client.get(reverse("annotations:review_item", args=[interaction.pk])).content.decode()
+    assert "its mirror sentence (increase/decrease swapped) is labeled" in body
+    assert "which makes this one Antagonistic; the models alone say Synergistic" in body
+    assert "its direction words point both ways" in body
+
+
 def test_htmx_accept_saves_and_swaps_in_the_next_item(client, reviewer_rita, items):
     client.force_login(reviewer_rita)
     response = client.post(

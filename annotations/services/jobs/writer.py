@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.db import connection, transaction
 
 from annotations.models import Prediction
-from annotations.services.ml import why_unsure
+from annotations.services.ml import evidence_signals, why_unsure
 
 if TYPE_CHECKING:
     from annotations.services.ml import Predictor, Scores
@@ -107,10 +107,17 @@ def prediction_values(scores: Scores, classes: list[str]) -> list[PredictionValu
             "novelty": round(float(scores.novelty[i]), 4),
             "direction": round(float(scores.direction[i]), 4),
             "agreement": round(float(scores.agreement[i]), 4),
+            **evidence_signals(scores, i, classes),
         }
         # Why it is unsure, in a pharmacist's words, for the review page (computed once here).
         signals["why"] = why_unsure(
-            signals["seen"], signals["novelty"], signals["direction"], signals["agreement"]
+            signals["seen"],
+            signals["novelty"],
+            signals["direction"],
+            signals["agreement"],
+            mirror=signals.get("mirror"),
+            committee=signals.get("committee"),
+            mixed=signals.get("mixed", False),
         )
         suffix = (
             f"\t{_copy_escape(name)}\t{conf!r}\t{margin!r}\t{json.dumps(row)}"

@@ -226,7 +226,7 @@ def iter_scores(predictor, texts: Iterable[str], *, batch_size: int) -> Iterator
     """(probabilities, calibrated confidence, why unsure in words) per text, window by window."""
     from modeling.inference import WINDOW_SIZE
     from modeling.mirror import evidence_signals
-    from modeling.uncertainty import reasons
+    from modeling.reasons import reasons
 
     iterator = iter(texts)
     while window := list(islice(iterator, WINDOW_SIZE)):

@@ -160,7 +160,7 @@ def text_key(text: str) -> str:
 
 def why_unsure(*args: Any, **kwargs: Any) -> list[str]:
     """The reasons in words a prediction is unsure (modeling.uncertainty.reasons)."""
-    from modeling.uncertainty import reasons
+    from modeling.reasons import reasons
 
     return reasons(*args, **kwargs)
 

@@ -9,7 +9,8 @@ import pytest
 from modeling.cli import iter_scores
 from modeling.inference import Predictor
 from modeling.mirror import direction_evidence, evidence_signals, mirror_posterior
-from modeling.uncertainty import LabelledSet, direction_twin, mixed_directions, reasons
+from modeling.reasons import reasons
+from modeling.uncertainty import LabelledSet, direction_twin, mixed_directions
 
 EXCRETION = (
     "DRUG_A may decrease the excretion rate of DRUG_B which could result in a higher serum level."

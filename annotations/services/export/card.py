@@ -28,7 +28,10 @@ COLUMN_DOCS = {
     "interaction_id": "id of the interaction in ddi-curate",
     "final_label": "the resolved class",
     "source": "review | seed | rule | model (see resolution_order)",
-    "confidence": "the model's top-class probability (when the model version predicted the row)",
+    "confidence": (
+        "the calibrated probability that the predicted class is right (when the model version "
+        "predicted the row; not the softmax: see the README, 'Confidence, what it means')"
+    ),
     "model_version": "number of the model version whose probabilities are given",
     "rule_id": "id of the rule that decided the label (source=rule)",
     "reviewer": "username of the reviewer (review labels and unclear flags)",
@@ -40,7 +43,10 @@ COLUMN_DOCS = {
     "source_file": "the file the interaction was imported from",
     "source_line": "its line in that file",
     "import_id": "id of the import (ImportJob) that added the interaction",
-    "p_<class>": "the model's calibrated probability of each class",
+    "p_<class>": (
+        "the model's probability of each class: the committee's mean, combined with a labeled "
+        "mirror sentence's class where there is one"
+    ),
 }
 
 

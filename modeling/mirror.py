@@ -58,17 +58,18 @@ def direction_evidence(
     label_of: np.ndarray,
     labelled: LabelledSet,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(served probabilities, confidence, implied mirror class or -1, mixed) per text.
+    """(served probabilities, confidence, implied mirror class or -1, capped) per text.
 
     ``probs``: the committee's mean (n, 2); ``confidence``: its calibrated P(correct);
-    ``label_of``: LabelledSet.label_of(texts) (-2 where not labelled). Labelled texts are
-    returned unchanged.
+    ``label_of``: LabelledSet.label_of(texts) (-2 where not labelled). ``capped``: direction
+    words both ways, unlabelled, and no labelled text like it (the confidence was capped: what
+    the review page's reason says). Labelled texts are returned unchanged.
     """
     unlabelled = label_of == -2
     confidence = np.asarray(confidence, dtype=np.float64).copy()
-    mixed = np.asarray([mixed_directions(text) for text in texts], dtype=bool)
+    capped = np.zeros(len(texts), dtype=bool)
     if not labelled.has_mixed:
-        capped = mixed & unlabelled
+        capped = unlabelled & np.asarray([mixed_directions(t) for t in texts], dtype=bool)
         confidence[capped] = np.minimum(confidence[capped], COIN_TOSS)
     twin_labels = labelled.label_of([twin or "" for twin in twins])
     mirror = np.where(unlabelled & (twin_labels >= 0), 1 - twin_labels, -1)
@@ -80,7 +81,7 @@ def direction_evidence(
         )
         served[rows] = posterior
         confidence[rows] = posterior.max(axis=1)
-    return served, confidence, mirror, mixed
+    return served, confidence, mirror, capped
 
 
 def evidence_signals(scores: Scores, i: int, classes: Sequence[str]) -> dict:

@@ -340,7 +340,8 @@ class Scores:
     agreement: np.ndarray  # vote share of the committee
     seen: np.ndarray  # 1.0 where the exact text is labelled
     # Two opposite classes only (modeling.mirror): the class a labelled mirror implies (-1:
-    # none), the committee's own class, and whether the direction words point both ways.
+    # none), the committee's own class, and whether the confidence was capped because the
+    # direction words point both ways and no labelled text does.
     mirror: np.ndarray | None = None
     committee_class: np.ndarray | None = None
     mixed: np.ndarray | None = None

@@ -107,32 +107,44 @@ def test_item_page_shows_prediction_probabilities_and_history(
     assert 'name="version" value="1"' in body
 
 
-def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, project):
+def _item_page_of(client, reviewer, project, text, probabilities, **signals):
+    """The review page of a new interaction whose prediction the writer made from one row of
+    Scores (signals: one value per Scores field); returns (the written values, the page)."""
     from annotations.services.jobs.writer import prediction_values
     from modeling.uncertainty import Scores
 
     version = ModelVersionFactory(project=project, is_active=True)
-    interaction = InteractionFactory(project=project, blinded_text="DRUG_A x DRUG_B.")
-    one = np.ones(1)
-    scores = Scores(
-        probabilities=np.asarray([[0.9, 0.1]], dtype=np.float32),
-        confidence=one * 0.4,
-        uncertainty=one * 0.6,
-        novelty=one * 0.5,
-        direction=one * 0.9,
-        agreement=one * 0.6,
-        seen=one * 0,
-    )
+    interaction = InteractionFactory(project=project, blinded_text=text)
+    row = {name: np.asarray([value]) for name, value in signals.items()}
+    scores = Scores(probabilities=np.asarray([probabilities], dtype=np.float32), **row)
     (value,) = prediction_values(scores, ["Synergistic", "Antagonistic"])
     PredictionFactory(
         interaction=interaction,
         model_version=version,
+        predicted_class=value.predicted_class,
         confidence=value.confidence,
         uncertainty=value.uncertainty,
         signals=value.signals,
     )
-    client.force_login(reviewer_rita)
+    client.force_login(reviewer)
     body = client.get(reverse("annotations:review_item", args=[interaction.pk])).content.decode()
+    return value, body
+
+
+def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, project):
+    _, body = _item_page_of(
+        client,
+        reviewer_rita,
+        project,
+        "DRUG_A x DRUG_B.",
+        [0.9, 0.1],
+        confidence=0.4,
+        uncertainty=0.6,
+        novelty=0.5,
+        direction=0.9,
+        agreement=0.6,
+        seen=0.0,
+    )
     assert "Confidence 0.40" in body and "uncertainty 0.60" in body
     assert "unlike any labeled sentence (50% of its wording is new)" in body
     assert "it may not be reading the direction" in body
@@ -142,37 +154,24 @@ def test_item_page_says_in_words_why_the_model_is_unsure(client, reviewer_rita, 
 def test_item_page_names_a_labelled_mirror_and_direction_words_pointing_both_ways(
     client, reviewer_rita, project
 ):
-    from annotations.services.jobs.writer import prediction_values
-    from modeling.uncertainty import Scores
-
-    version = ModelVersionFactory(project=project, is_active=True)
-    interaction = InteractionFactory(project=project, blinded_text="DRUG_A y DRUG_B.")
-    one = np.ones(1)
-    scores = Scores(
-        probabilities=np.asarray([[0.4, 0.6]], dtype=np.float32),
-        confidence=one * 0.6,
-        uncertainty=one * 0.4,
-        novelty=one * 0.0,
-        direction=one * 0.0,
-        agreement=one * 1.0,
-        seen=one * 0,
-        mirror=np.asarray([1]),  # the mirror makes it Antagonistic, the committee said Synergistic
-        committee_class=np.asarray([0]),
-        mixed=np.asarray([True]),
+    value, body = _item_page_of(
+        client,
+        reviewer_rita,
+        project,
+        "DRUG_A y DRUG_B.",
+        [0.4, 0.6],
+        confidence=0.6,
+        uncertainty=0.4,
+        novelty=0.0,
+        direction=0.0,
+        agreement=1.0,
+        seen=0.0,
+        mirror=1,  # the mirror makes it Antagonistic, the committee said Synergistic
+        committee_class=0,
+        mixed=True,
     )
-    (value,) = prediction_values(scores, ["Synergistic", "Antagonistic"])
     assert value.predicted_class == "Antagonistic"
     assert value.signals["mirror"] == "Antagonistic" and value.signals["committee"] == "Synergistic"
-    PredictionFactory(
-        interaction=interaction,
-        model_version=version,
-        predicted_class=value.predicted_class,
-        confidence=value.confidence,
-        uncertainty=value.uncertainty,
-        signals=value.signals,
-    )
-    client.force_login(reviewer_rita)
-    body = client.get(reverse("annotations:review_item", args=[interaction.pk])).content.decode()
     assert "its mirror sentence (increase/decrease swapped) is labeled" in body
     assert "which makes this one Antagonistic; the models alone say Synergistic" in body
     assert "its direction words point both ways" in body

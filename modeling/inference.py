@@ -59,6 +59,7 @@ from modeling.uncertainty import (
     direction_disagreement,
     direction_twin,
     feature_matrix,
+    follow_labels,
     vote_share,
 )
 
@@ -290,9 +291,9 @@ class CommitteePredictor:
     """The cross-fitted members of a model version, served together.
 
     Probabilities are the members' mean; confidence is the version's confidence model applied to
-    (mean top probability, labelled or not, novelty against the labelled texts, direction-twin
-    disagreement); see modeling.uncertainty. Two opposite classes: a labelled mirror sentence
-    and direction words pointing both ways also count (modeling.mirror).
+    (mean top probability, labelled or not, novelty, direction-twin disagreement); a labelled text
+    is served its label's class (modeling.uncertainty). Two opposite classes: a labelled mirror
+    sentence and direction words pointing both ways also count (modeling.mirror).
     """
 
     def __init__(
@@ -377,7 +378,9 @@ class CommitteePredictor:
             served, confidence, mirror, mixed = direction_evidence(
                 mean, confidence, texts, twins, label_of, self.labelled
             )
-        confidence = np.clip(confidence, 0.0, 1.0)
+        served, confidence = follow_labels(  # a labelled text: its label's class
+            served, np.clip(confidence, 0.0, 1.0), label_of, self.confidence_model.seen_accuracy
+        )
         signals = (novel, direction, agreement, seen, mirror, mean.argmax(axis=1), mixed)
         return Scores(served.astype(np.float32), confidence, 1.0 - confidence, *signals)
 

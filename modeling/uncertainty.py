@@ -263,6 +263,38 @@ class ConfidenceModel:
         )
 
 
+def follow_labels(
+    probs: np.ndarray, confidence: np.ndarray, label_of: np.ndarray, seen_accuracy: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(served probabilities, confidence) once each labelled text is served as its label says.
+
+    Where the committee's class contradicts the label of the exact same text, the confidence
+    model already gives that class 1 - seen_accuracy (ConfidenceModel.confidence): serving it
+    anyway would write a class the version itself believes wrong into every duplicate of the
+    sentence (and put those rows at the top of the queue). There the label's class gets
+    ``seen_accuracy`` and the other classes share the rest in the committee's proportions, where
+    that makes the label's class the largest share (a version that fits its labels); a version
+    that does not (seen_accuracy at or below a coin toss on two classes) and texts without a
+    known label are returned unchanged.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    rows = np.flatnonzero((label_of >= 0) & (probs.argmax(axis=1) != label_of))
+    if not len(rows):
+        return probs, confidence
+    served, confidence = probs.copy(), np.asarray(confidence, dtype=np.float64).copy()
+    for i in rows:
+        others = served[i].copy()
+        others[label_of[i]] = 0.0
+        total = others.sum()
+        share = others / total if total > 0 else np.full(len(others), 1.0 / (len(others) - 1))
+        share[label_of[i]] = 0.0
+        candidate = share * (1.0 - seen_accuracy)
+        candidate[label_of[i]] = seen_accuracy
+        if candidate[label_of[i]] > np.delete(candidate, label_of[i]).max():
+            served[i], confidence[i] = candidate, seen_accuracy
+    return served, confidence
+
+
 # +1: the feature can only raise the confidence; -1: only lower it. A text being new, or read
 # the same way with its direction words swapped, never makes the model more likely right.
 _SIGNS = np.asarray([1.0, -1.0, -1.0])

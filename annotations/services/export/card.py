@@ -45,7 +45,8 @@ COLUMN_DOCS = {
     "import_id": "id of the import (ImportJob) that added the interaction",
     "p_<class>": (
         "the model's probability of each class: the committee's mean, combined with a labeled "
-        "mirror sentence's class where there is one"
+        "mirror sentence's class where there is one; a sentence labeled in training gets its "
+        "label's class at the version's in-sample accuracy"
     ),
 }
 

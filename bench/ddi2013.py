@@ -208,7 +208,7 @@ def main() -> None:
     from modeling.calibration import softmax_with_temperature
     from modeling.ddi2013 import CLASSES, POSITIVE_CLASSES, apply_filter, filter_report, load_pairs
     from modeling.ddi2013_model import RecipeConfig, encode_pairs
-    from modeling.ddi2013_scoring import choose_negative_offset, decide, micro_prf
+    from modeling.ddi2013_scoring import micro_prf
     from modeling.ddi2013_training import dev_split, predict_pairs, train_recipe
 
     config = RecipeConfig()
@@ -292,18 +292,8 @@ def main() -> None:
     test_logits = predict_pairs(result, kept_test, config, logits=True)
     probs = softmax_with_temperature(test_logits, 1.0)
     calibration = _calibration(result, train, dev, kept_test, test_logits, config.style)
+    guess = [CLASSES[k] for k in probs.argmax(axis=1)] + ["negative"] * len(removed_test)
     truth = [p.label for p in kept_test] + [p.label for p in removed_test]
-    filtered = ["negative"] * len(removed_test)
-    argmax_scores = micro_prf(
-        truth, [CLASSES[k] for k in probs.argmax(axis=1)] + filtered,
-        positive_classes=POSITIVE_CLASSES,
-    )  # fmt: skip
-    # The decision offset for "negative", chosen on the dev split (never the test split).
-    offset, dev_offset_f1 = choose_negative_offset(
-        result.dev_logits, [p.label for p in dev], CLASSES,
-        positive_classes=POSITIVE_CLASSES, filtered_truth=[p.label for p in dev_removed],
-    )  # fmt: skip
-    guess = decide(test_logits, CLASSES, offset=offset) + filtered
     scores = micro_prf(truth, guess, positive_classes=POSITIVE_CLASSES)
     matrix = confusion(truth, guess, list(CLASSES))
     total_s = time.perf_counter() - started
@@ -326,12 +316,6 @@ def main() -> None:
         "dev_history": result.history,
         "best_epoch": result.best_epoch,
         "scores": scores,
-        "negative_offset": {
-            "offset": offset,
-            "dev_micro_f1": dev_offset_f1,
-            "dev_micro_f1_argmax": result.history[result.best_epoch - 1]["dev_micro_f1"],
-            "test_argmax": argmax_scores,
-        },
         "confusion_matrix": {"classes": list(CLASSES), "rows_true": matrix},
         "calibration": calibration,
         "speed": {
@@ -392,18 +376,6 @@ def main() -> None:
     )  # fmt: skip
     rows.append(["macro-F1 (mean of the 4)", "", "", f"{scores['macro_f1']:.3f}", ""])
     print_table(["class", "precision", "recall", "F1", "support"], rows)
-    print()
-    plain = argmax_scores["micro"]
-    print_table(
-        ["decision rule", "dev micro-F1", "test P", "test R", "test micro-F1"],
-        [
-            ["argmax (baseline)", f"{out['negative_offset']['dev_micro_f1_argmax']:.3f}",
-             f"{plain['precision']:.3f}", f"{plain['recall']:.3f}", f"{plain['f1']:.3f}"],
-            [f"negative offset {offset:+.2f} (chosen on dev; the rows above)",
-             f"{dev_offset_f1:.3f}", f"{micro['precision']:.3f}", f"{micro['recall']:.3f}",
-             f"{micro['f1']:.3f}"],
-        ],
-    )  # fmt: skip
     print()
     print_table(
         ["true \\ predicted", *CLASSES],

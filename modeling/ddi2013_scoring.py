@@ -9,14 +9,12 @@ advise, int; "negative" is not a class to find): for each pair,
 - predicted negative while the truth is positive: a false negative of the true class.
 
 Correct negatives count nowhere. Per-class P/R/F1 and their macro average come along.
-Pure functions over class-name sequences (and, for the decision offset, logits); any class set.
+Pure function over class-name sequences; works for any class set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict:
@@ -63,45 +61,3 @@ def micro_prf(
         "macro_f1": sum(scores["f1"] for scores in per_class.values()) / len(per_class),
         "n": len(y_true),
     }
-
-
-# Offsets tried for the negative class's log-probability: a positive offset asks more of a pair
-# before it is called a relation (precision up, recall down), a negative one less.
-OFFSET_GRID = tuple(round(x * 0.25, 2) for x in range(-8, 17))  # -2.0 .. 4.0
-
-
-def decide(
-    logits, classes: Sequence[str], negative: str = "negative", offset: float = 0.0
-) -> list[str]:
-    """The class of each row of `logits` once `offset` is added to the negative class's
-    log-probability (0: plain argmax)."""
-    scores = np.asarray(logits, dtype=np.float64)
-    scores = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
-    scores[:, list(classes).index(negative)] += offset
-    return [classes[k] for k in scores.argmax(axis=1)]
-
-
-def choose_negative_offset(
-    logits,
-    truth: Sequence[str],
-    classes: Sequence[str],
-    *,
-    positive_classes: Sequence[str],
-    filtered_truth: Sequence[str] = (),
-    negative: str = "negative",
-    grid: Sequence[float] = OFFSET_GRID,
-) -> tuple[float, float]:
-    """(offset, micro-F1) of the grid offset with the best micro-F1 on these rows (a dev split,
-    never the test split); `filtered_truth`: pairs the negative filter dropped, scored as
-    predicted negative. Ties go to the offset nearest 0, so plain argmax wins unless an offset
-    is strictly better."""
-    if len(logits) != len(truth):
-        raise ValueError(f"{len(logits)} rows of logits but {len(truth)} true labels")
-    every_truth = list(truth) + list(filtered_truth)
-    best = (-1.0, 0.0)
-    for offset in sorted(grid, key=abs):
-        guess = decide(logits, classes, negative, offset) + [negative] * len(filtered_truth)
-        f1 = micro_prf(every_truth, guess, positive_classes=positive_classes)["micro"]["f1"]
-        if f1 > best[0]:
-            best = (f1, float(offset))
-    return best[1], best[0]

@@ -13,8 +13,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 from _measure import DATA  # noqa: E402
 
-from modeling.ddi2013_scoring import OFFSET_GRID  # noqa: E402
-
 CORPUS = DATA / "ddi2013_pairs.csv"
 
 
@@ -48,18 +46,7 @@ def test_the_budget_run_trains_scores_and_reports_speed_beside_the_baseline(tmp_
     assert speed["baseline"]["examples"] > 0 and speed["baseline"]["cpu_s"] > 0
     assert speed["ours_examples_per_s"] > 0 and speed["fp32_limit_examples_per_s"] > 0
     assert min(speed["matmul_gflops"]["float32"]) > 0  # (per second, per CPU-second)
-    # The negative-class offset is chosen on dev: there it is at least as good as plain argmax
-    # (0 is on the grid and wins ties); the test split's argmax score is reported beside it.
-    offset = report["negative_offset"]
-    assert offset["offset"] in OFFSET_GRID
-    assert offset["dev_micro_f1"] >= offset["dev_micro_f1_argmax"] - 1e-12
-    assert 0.0 <= offset["test_argmax"]["micro"]["f1"] <= 1.0
-    for table in (
-        "true \\ predicted",
-        "micro (4 positive classes)",
-        "baseline: transformers",
-        "argmax (baseline)",
-    ):
+    for table in ("true \\ predicted", "micro (4 positive classes)", "baseline: transformers"):
         assert table in done.stdout
     # The confidence issue's row: fitted on the dev split, scored on the kept test pairs.
     calibration = report["calibration"]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from modeling.ddi2013_scoring import choose_negative_offset, decide, micro_prf
+from modeling.ddi2013_scoring import micro_prf
 
 POSITIVE = ["mechanism", "effect", "advise", "int"]
 
@@ -130,58 +128,3 @@ def test_mismatched_lengths_and_empty_positive_classes_are_rejected():
         micro_prf(["a", "b"], ["a"], positive_classes=["a"])
     with pytest.raises(ValueError, match="positive_classes is empty"):
         micro_prf(["a"], ["a"], positive_classes=[])
-
-
-CLASSES = ["negative", "mechanism", "effect", "advise", "int"]
-
-
-def _logits(rows):
-    """Log-probabilities from rows of probabilities (the chooser takes logits; 0 -> 1e-9)."""
-    import numpy as np
-
-    return np.log(np.maximum(np.asarray(rows, dtype=np.float64), 1e-9))
-
-
-def test_a_negative_offset_is_chosen_on_the_rows_given_and_makes_precision_pay_for_recall():
-    # Three weak positive guesses on negative pairs (p=0.55) and two sure true positives: an
-    # offset above log(0.55/0.45) ~ 0.2 turns the weak ones negative, precision 2/5 -> 2/2.
-    logits = _logits(
-        [
-            [0.45, 0.55, 0, 0, 0],
-            [0.45, 0, 0.55, 0, 0],
-            [0.45, 0, 0, 0.55, 0],
-            [0.05, 0.95, 0, 0, 0],
-            [0.05, 0, 0.95, 0, 0],
-        ]
-    )
-    truth = ["negative", "negative", "negative", "mechanism", "effect"]
-    offset, f1 = choose_negative_offset(logits, truth, CLASSES, positive_classes=POSITIVE)
-    assert 0.2 < offset < math.log(0.95 / 0.05)
-    assert f1 == 1.0
-    assert decide(logits, CLASSES, offset=offset) == truth
-    assert decide(logits, CLASSES) == ["mechanism", "effect", "advise", "mechanism", "effect"]
-
-
-def test_plain_argmax_is_kept_when_no_offset_is_strictly_better():
-    logits = _logits([[0.1, 0.9, 0, 0, 0], [0.9, 0.1, 0, 0, 0]])
-    offset, f1 = choose_negative_offset(
-        logits, ["mechanism", "negative"], CLASSES, positive_classes=POSITIVE
-    )
-    assert (offset, f1) == (0.0, 1.0)
-
-
-def test_filtered_pairs_count_as_predicted_negative_when_the_offset_is_chosen():
-    # One kept pair, right; one filtered positive pair: a false negative whatever the offset.
-    logits = _logits([[0.2, 0.8, 0, 0, 0]])
-    offset, f1 = choose_negative_offset(
-        logits, ["mechanism"], CLASSES, positive_classes=POSITIVE, filtered_truth=["effect"]
-    )
-    assert offset == 0.0
-    assert f1 == pytest.approx(2 / 3)  # P 1/1, R 1/2
-
-
-def test_the_offset_chooser_refuses_rows_and_labels_of_different_lengths():
-    with pytest.raises(ValueError, match="2 rows of logits but 1 true labels"):
-        choose_negative_offset(
-            _logits([[0.5, 0.5, 0, 0, 0]] * 2), ["negative"], CLASSES, positive_classes=POSITIVE
-        )

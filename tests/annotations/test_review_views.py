@@ -104,9 +104,7 @@ def test_item_page_shows_prediction_probabilities_and_history(
     assert "Confidence 0.52" in body
     # The two numbers are told apart: the calibrated confidence and the models' raw vote.
     assert "the estimated chance that this class is right" in body
-    assert "The models&#x27; own probability per class" in body or (
-        "The models' own probability per class" in body
-    )
+    assert "The models' own probability per class" in body
     assert 'data-key="1"' in body and 'data-key="2"' in body
     assert "rob" in body and "Antagonistic" in body  # history: who and what
     assert 'name="version" value="1"' in body

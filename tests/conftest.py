@@ -16,19 +16,16 @@ from tests.harness.environment import configure_test_environment
 
 configure_test_environment()
 
-# `make test` runs pytest-xdist processes. A test file whose tests share workers or a broker
-# is one unit of work that a single process runs in order: tests/e2e/test_pseudolabel_workers.py
-# (its tests use the e2e Redis database, and each one clears the queues there before it starts
-# its workers: two at once would drop each other's messages). Every other test is a unit of its
-# own: the chaos tests build their broker (a private redis-server on a free port), workers and
-# project per test, each xdist process has its own test database, the load test and the
-# embedded-worker test have a Redis database or a filesystem broker of their own, so any two of
-# them can run side by side, and the largest units are handed out first. (Until 2026-12-07 each
-# chaos file was one unit too: tests/e2e/test_chaos_workers.py's three tests, about 200 s in one
-# process, were the critical path of the postgres pass.)
+# `make test` runs two pytest-xdist processes. Each test file that starts Celery workers is one
+# unit of work that a single process runs in order: its tests share the file's workers, broker and
+# timings. Files differ in everything two processes could fight over (each xdist process has its
+# own test database, the chaos files start a private broker on a free port, the pseudo-labeling
+# workers file is the only one on the e2e Redis database, the load test and the embedded-worker
+# test have a Redis database or a filesystem broker of their own), so two such files run side by
+# side, and the largest units are handed out first.
 # xdist's own `--dist loadgroup` cannot do this under pytest 9: it renames items through
 # `_nodeid`, an attribute pytest 9 no longer reads, so the groups silently fall apart.
-SERIAL_PATHS = ("tests/e2e/test_pseudolabel_workers.py",)
+SERIAL_PATHS = ("tests/e2e/test_chaos_", "tests/e2e/test_pseudolabel_workers.py")
 
 
 def _on_postgres() -> bool:
